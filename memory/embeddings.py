@@ -1,0 +1,96 @@
+"""Sentence embeddings with all-MiniLM-L6-v2 on onnxruntime (no torch in the serving process).
+
+The ONNX graph (written by `memory.embedder_export`) maps token ids to the last hidden
+state; mean pooling over real tokens and L2 normalization happen here, exactly as
+sentence-transformers' all-MiniLM-L6-v2 pipeline (Transformer -> Pooling(mean) -> Normalize).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from tokenizers import Encoding, Tokenizer
+
+MODEL_FILE = "model.onnx"
+TOKENIZER_FILE = "tokenizer.json"
+EMBEDDING_DIM = 384
+# all-MiniLM-L6-v2 was trained with 256-token inputs (its sentence_bert_config.json).
+MAX_TOKENS = 256
+# One text per run by default. The int8 graph quantizes activations with one scale per run
+# (dynamic quantization), so a text batched with others comes out slightly different
+# (cosine ~0.99 to itself alone, measured at export). One text per run keeps a text's vector
+# a function of the text alone, and is the fastest path for the one-prompt-per-request case.
+# Bulk jobs that accept that drift may pass a larger batch_size (~1.5x throughput at 32).
+BATCH_SIZE = 1
+
+
+def session_options(threads: int) -> ort.SessionOptions:
+    """Pinned intra-op threads: onnxruntime's default (all cores) thrashes on a shared box."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return options
+
+
+def load_tokenizer(path: Path, max_tokens: int = MAX_TOKENS) -> Tokenizer:
+    tokenizer = Tokenizer.from_file(str(path))
+    tokenizer.enable_truncation(max_length=max_tokens)
+    # Pad only to the longest text of each batch (dynamic padding), never to max_tokens.
+    tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+    return tokenizer
+
+
+def encodings_to_arrays(encodings: list[Encoding]) -> dict[str, np.ndarray]:
+    return {
+        "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
+        "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
+        "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64),
+    }
+
+
+def mean_pool_normalize(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    weights = mask[:, :, None].astype(np.float32)
+    summed = (hidden * weights).sum(axis=1)
+    pooled = summed / np.clip(weights.sum(axis=1), 1e-9, None)
+    norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+    return (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
+
+
+class Embedder:
+    """Unit-norm 384-d sentence embeddings; `embed` is CPU-bound, call it off the event loop."""
+
+    dim = EMBEDDING_DIM
+
+    def __init__(self, session: ort.InferenceSession, tokenizer: Tokenizer, batch_size: int = BATCH_SIZE):
+        self._session = session
+        self._tokenizer = tokenizer
+        self._batch_size = batch_size
+        self._input_names = {i.name for i in session.get_inputs()}
+
+    @classmethod
+    def load(cls, model_dir: Path, threads: int = 1, batch_size: int = BATCH_SIZE) -> Embedder:
+        session = ort.InferenceSession(
+            str(model_dir / MODEL_FILE),
+            sess_options=session_options(threads),
+            providers=["CPUExecutionProvider"],
+        )
+        return cls(session, load_tokenizer(model_dir / TOKENIZER_FILE), batch_size)
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        # Sorted by length so that each batch pads only to a length close to its texts' own.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        for start in range(0, len(order), self._batch_size):
+            idx = order[start : start + self._batch_size]
+            out[idx] = self._embed_batch([texts[i] for i in idx])
+        return out
+
+    def _embed_batch(self, texts: list[str]) -> np.ndarray:
+        arrays = encodings_to_arrays(self._tokenizer.encode_batch(texts))
+        feeds = {name: value for name, value in arrays.items() if name in self._input_names}
+        (hidden,) = self._session.run(["last_hidden_state"], feeds)
+        return mean_pool_normalize(hidden, arrays["attention_mask"])

@@ -1,0 +1,151 @@
+"""Stage 1: from a conversation to candidate attributes, each with quoted evidence from the user's turns."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass
+
+from pydantic import ValidationError
+
+from memory.conversations import Conversation
+from memory.llm import LLM
+from memory.model import Evidence, MemoryKind
+from memory.prompts import extract
+from memory.scripted import scripted_turns
+
+log = logging.getLogger("heedful.extraction")
+
+# Paper Appendix B: conversations longer than this are split into chunks before extraction.
+CHUNK_CHARS = 50_000
+# Paper Appendix B: attributes the extractor itself rates below this are dropped.
+MIN_CONFIDENCE = 0.4
+EXTRACTION_MAX_TOKENS = 1024
+
+
+@dataclass
+class Candidate:
+    """An attribute on its way to becoming a memory."""
+
+    text: str
+    kind: MemoryKind
+    confidence: float
+    evidence: list[Evidence]
+    reasoning: str = ""
+    verifier_score: float | None = None
+
+
+@dataclass
+class ExtractionReport:
+    candidates: list[Candidate]
+    rejected: int  # malformed, unsupported by a user turn, or below the confidence cut
+    scripted_turns: int = 0  # user turns skipped as templated content (memory/scripted.py)
+
+
+def chunks(
+    conversation: Conversation, limit: int = CHUNK_CHARS, skip: set[int] | None = None
+) -> list[list[tuple[int, str, str]]]:
+    """Consecutive turns grouped so each chunk stays under `limit` characters (a longer turn is its own chunk)."""
+    out: list[list[tuple[int, str, str]]] = []
+    current: list[tuple[int, str, str]] = []
+    size = 0
+    for i, message in enumerate(conversation.messages):
+        if message.role == "system" or i in (skip or set()):
+            continue  # the app's instructions and templated text are not the user's words
+        if current and size + len(message.content) > limit:
+            out.append(current)
+            current, size = [], 0
+        current.append((i, message.role, message.content[:limit]))
+        size += len(message.content)
+    if current:
+        out.append(current)
+    return out
+
+
+def parse(raw: str) -> tuple[list[extract.ExtractedAttribute], int]:
+    """Valid attributes and how many items were malformed; a malformed item never sinks its neighbours."""
+    try:
+        payload = json.loads(raw)
+    except json.JSONDecodeError:
+        match = re.search(r"\{.*\}", raw, flags=re.DOTALL)  # repair: text around the JSON object
+        if match is None:
+            return [], 1
+        try:
+            payload = json.loads(match.group(0))
+        except json.JSONDecodeError:
+            return [], 1
+    items = payload.get("attributes", []) if isinstance(payload, dict) else []
+    good: list[extract.ExtractedAttribute] = []
+    bad = 0
+    for item in items if isinstance(items, list) else []:
+        try:
+            good.append(extract.ExtractedAttribute.model_validate(item))
+        except ValidationError:
+            bad += 1
+    return good, bad
+
+
+def ground(
+    attribute: extract.ExtractedAttribute,
+    conversation: Conversation,
+    conversation_id: str,
+    skip: set[int] | None = None,
+) -> Candidate | None:
+    """Keeps only evidence from the user's own (non-templated) turns, quoted; no such evidence, no candidate."""
+    user_turns = {t: text for t, text in conversation.user_turns() if t not in (skip or set())}
+    turns = sorted({t for t in attribute.evidence_turns if t in user_turns})
+    if not turns:
+        return None
+    quote = " … ".join(user_turns[t] for t in turns)
+    return Candidate(
+        text=attribute.statement.strip(),
+        kind=MemoryKind(attribute.kind),
+        confidence=attribute.confidence,
+        evidence=[Evidence(conversation_id=conversation_id, turn_ids=turns, quote=quote[:2000])],
+        reasoning=attribute.reasoning,
+    )
+
+
+class Extractor:
+    def __init__(self, llm: LLM, *, max_tokens: int = EXTRACTION_MAX_TOKENS) -> None:
+        self.llm = llm
+        self.max_tokens = max_tokens
+
+    async def extract(self, conversation: Conversation) -> ExtractionReport:
+        candidates: list[Candidate] = []
+        rejected = 0
+        scripted = scripted_turns(conversation.user_turns())
+        for chunk in chunks(conversation, skip=scripted):
+            if not any(role == "user" for _, role, _ in chunk):
+                continue
+            completion = await self.llm.complete(
+                extract.messages(chunk), max_tokens=self.max_tokens, json_schema=extract.json_schema()
+            )
+            attributes, malformed = parse(completion.text)
+            rejected += malformed
+            for attribute in attributes:
+                candidate = ground(attribute, conversation, conversation.conversation_id, scripted)
+                if candidate is None or candidate.confidence < MIN_CONFIDENCE:
+                    rejected += 1
+                    continue
+                candidates.append(candidate)
+        return ExtractionReport(candidates=candidates, rejected=rejected, scripted_turns=len(scripted))
+
+    async def revise(self, candidate: Candidate, conversation: Conversation, verdict: str) -> Candidate | None:
+        """One revision of a flagged attribute (verify-and-refine): the extractor sees the verifier's verdict."""
+        turns: list[tuple[int, str, str]] = [
+            (i, m.role, m.content) for i, m in enumerate(conversation.messages) if m.role != "system"
+        ]
+        messages = extract.messages(turns)
+        messages[-1].content += (
+            f"\n\nA previous answer proposed: {candidate.text!r}. Verdict: {verdict} "
+            "Revise it to what the user actually said, or return an empty list to drop it. Return at most 1."
+        )
+        completion = await self.llm.complete(messages, max_tokens=self.max_tokens, json_schema=extract.json_schema())
+        attributes, _ = parse(completion.text)
+        for attribute in attributes[:1]:
+            revised = ground(attribute, conversation, conversation.conversation_id)
+            if revised is not None and revised.confidence >= MIN_CONFIDENCE:
+                return revised
+        return None

@@ -1,0 +1,1 @@
+"""LLM prompts as modules with typed outputs."""

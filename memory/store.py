@@ -1,0 +1,99 @@
+"""The vector store interface. `memory/stores/` holds one adapter per backend; nothing else knows which runs."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Protocol
+
+from pydantic import BaseModel
+
+from memory.model import Memory, MemoryKind, MemoryStatus, utcnow
+
+
+class MemoryFilter(BaseModel):
+    status: MemoryStatus | None = None
+    kind: MemoryKind | None = None
+    text: str | None = None  # full-text match on the memory's words
+
+
+class MemoryPage(BaseModel):
+    memories: list[Memory]
+    next_cursor: str | None = None
+
+
+class ScoredMemory(BaseModel):
+    memory: Memory
+    score: float
+
+
+class StoreUnavailable(Exception):
+    """The vector store could not be reached; callers degrade (generic answer) or answer 503."""
+
+
+class MemoryStore(Protocol):
+    """Every operation is scoped to one user: no call reads or writes across users."""
+
+    async def upsert(self, memories: list[Memory]) -> None:
+        """Insert or replace by id; every memory must carry its embedding."""
+        ...
+
+    async def get(self, user_id: str, memory_id: str) -> Memory | None: ...
+
+    async def get_many(self, user_id: str, memory_ids: list[str]) -> list[Memory]: ...
+
+    async def page(
+        self, user_id: str, filters: MemoryFilter | None = None, *, limit: int = 50, cursor: str | None = None
+    ) -> MemoryPage: ...
+
+    async def search(
+        self, user_id: str, vector: list[float], *, limit: int = 10, filters: MemoryFilter | None = None
+    ) -> list[ScoredMemory]: ...
+
+    async def update(self, user_id: str, memory_id: str, **changes: Any) -> Memory | None:
+        """Changes payload fields (status, text, ...); pass `embedding` to replace the vector."""
+        ...
+
+    async def delete(self, user_id: str, memory_id: str) -> bool: ...
+
+    async def delete_user(self, user_id: str) -> int:
+        """Erases every memory of the user; returns how many there were."""
+        ...
+
+    async def count(self, user_id: str | None = None, filters: MemoryFilter | None = None) -> int: ...
+
+    async def ready(self) -> bool: ...
+
+    async def close(self) -> None: ...
+
+
+PAYLOAD_EXCLUDE = {"embedding", "id"}
+
+
+def to_payload(memory: Memory) -> dict[str, Any]:
+    return memory.model_dump(mode="json", exclude=PAYLOAD_EXCLUDE)
+
+
+def from_payload(point_id: object, payload: dict[str, Any], vector: object = None) -> Memory:
+    embedding = list(vector) if isinstance(vector, list) else None  # type: ignore[arg-type]
+    return Memory.model_validate({**payload, "id": str(point_id), "embedding": embedding})
+
+
+def apply_changes(current: Memory, changes: dict[str, Any]) -> Memory:
+    """A validated copy of `current` with `changes` applied and `updated_at` moved on."""
+    fields = {**current.model_dump(), "embedding": current.embedding}
+    return Memory.model_validate({**fields, **changes, "updated_at": utcnow()})
+
+
+def require_embedding(memory: Memory) -> list[float]:
+    if memory.embedding is None:
+        raise ValueError(f"memory {memory.id} has no embedding; embed before upsert")
+    return memory.embedding
+
+
+def is_memory_id(value: str) -> bool:
+    """Memory ids are UUIDs; anything else cannot name a memory (and must not reach the engine)."""
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True

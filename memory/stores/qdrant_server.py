@@ -1,0 +1,156 @@
+"""Production store: a Qdrant server or cluster through qdrant-client.
+
+One collection for all users; `user_id` is a keyword payload index marked `is_tenant`, which Qdrant
+uses to co-locate each tenant's points (multitenancy guide). Every call filters on `user_id`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from qdrant_client import AsyncQdrantClient
+from qdrant_client import models as qm
+from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
+
+from memory.model import Memory
+from memory.store import (
+    MemoryFilter,
+    MemoryPage,
+    ScoredMemory,
+    StoreUnavailable,
+    apply_changes,
+    from_payload,
+    is_memory_id,
+    require_embedding,
+    to_payload,
+)
+from memory.stores.filters import KEYWORD_FIELDS, TEXT_FIELD, filter_terms
+
+
+def _filter(user_id: str | None, filters: MemoryFilter | None) -> qm.Filter | None:
+    exact, text = filter_terms(user_id, filters)
+    must: list[Any] = [qm.FieldCondition(key=k, match=qm.MatchValue(value=v)) for k, v in exact.items()]
+    if text:
+        must.append(qm.FieldCondition(key=TEXT_FIELD, match=qm.MatchText(text=text)))
+    return qm.Filter(must=must) if must else None
+
+
+class QdrantServerMemoryStore:
+    def __init__(self, client: AsyncQdrantClient, collection: str, dim: int = 384) -> None:
+        self._client = client
+        self._collection = collection
+        self._dim = dim
+
+    @classmethod
+    async def connect(cls, url: str, collection: str, api_key: str | None = None) -> QdrantServerMemoryStore:
+        store = cls(AsyncQdrantClient(url=url, api_key=api_key), collection)
+        await store.ensure_collection()
+        return store
+
+    async def ensure_collection(self) -> None:
+        if await self._client.collection_exists(self._collection):
+            return
+        await self._client.create_collection(
+            self._collection,
+            vectors_config=qm.VectorParams(size=self._dim, distance=qm.Distance.COSINE),
+        )
+        tenant = qm.KeywordIndexParams(type=qm.KeywordIndexType.KEYWORD, is_tenant=True)
+        await self._client.create_payload_index(self._collection, "user_id", field_schema=tenant)
+        for field in KEYWORD_FIELDS[1:]:
+            await self._client.create_payload_index(self._collection, field, qm.PayloadSchemaType.KEYWORD)
+        await self._client.create_payload_index(self._collection, TEXT_FIELD, qm.PayloadSchemaType.TEXT)
+
+    async def upsert(self, memories: list[Memory]) -> None:
+        if not memories:
+            return
+        points = [qm.PointStruct(id=m.id, vector=require_embedding(m), payload=to_payload(m)) for m in memories]
+        await self._call(self._client.upsert(self._collection, points=points, wait=True))
+
+    async def get(self, user_id: str, memory_id: str) -> Memory | None:
+        found = await self.get_many(user_id, [memory_id])
+        return found[0] if found else None
+
+    async def get_many(self, user_id: str, memory_ids: list[str]) -> list[Memory]:
+        ids: list[Any] = [i for i in memory_ids if is_memory_id(i)]
+        if not ids:
+            return []
+        records = await self._call(
+            self._client.retrieve(self._collection, ids=ids, with_payload=True, with_vectors=True)
+        )
+        memories = [from_payload(r.id, r.payload or {}, r.vector) for r in records]
+        return [m for m in memories if m.user_id == user_id]
+
+    async def page(
+        self, user_id: str, filters: MemoryFilter | None = None, *, limit: int = 50, cursor: str | None = None
+    ) -> MemoryPage:
+        records, next_id = await self._call(
+            self._client.scroll(
+                self._collection,
+                scroll_filter=_filter(user_id, filters),
+                limit=limit,
+                offset=cursor if cursor and is_memory_id(cursor) else None,
+                with_payload=True,
+                with_vectors=True,
+            )
+        )
+        memories = [from_payload(r.id, r.payload or {}, r.vector) for r in records]
+        return MemoryPage(memories=memories, next_cursor=str(next_id) if next_id is not None else None)
+
+    async def search(
+        self, user_id: str, vector: list[float], *, limit: int = 10, filters: MemoryFilter | None = None
+    ) -> list[ScoredMemory]:
+        response = await self._call(
+            self._client.query_points(
+                self._collection,
+                query=vector,
+                query_filter=_filter(user_id, filters),
+                limit=limit,
+                with_payload=True,
+                with_vectors=True,
+            )
+        )
+        return [
+            ScoredMemory(memory=from_payload(p.id, p.payload or {}, p.vector), score=p.score) for p in response.points
+        ]
+
+    async def update(self, user_id: str, memory_id: str, **changes: Any) -> Memory | None:
+        current = await self.get(user_id, memory_id)
+        if current is None:
+            return None
+        updated = apply_changes(current, changes)
+        await self.upsert([updated])
+        return updated
+
+    async def delete(self, user_id: str, memory_id: str) -> bool:
+        if await self.get(user_id, memory_id) is None:
+            return False
+        selector = qm.PointIdsList(points=[memory_id])
+        await self._call(self._client.delete(self._collection, points_selector=selector, wait=True))
+        return True
+
+    async def delete_user(self, user_id: str) -> int:
+        count = await self.count(user_id)
+        only_user = _filter(user_id, None)
+        assert only_user is not None
+        selector = qm.FilterSelector(filter=only_user)
+        await self._call(self._client.delete(self._collection, points_selector=selector, wait=True))
+        return count
+
+    async def count(self, user_id: str | None = None, filters: MemoryFilter | None = None) -> int:
+        result = await self._call(
+            self._client.count(self._collection, count_filter=_filter(user_id, filters), exact=True)
+        )
+        return int(result.count)
+
+    async def ready(self) -> bool:
+        return bool(await self._call(self._client.collection_exists(self._collection)))
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    @staticmethod
+    async def _call(awaitable: Any) -> Any:
+        try:
+            return await awaitable
+        except (ResponseHandlingException, UnexpectedResponse, OSError) as exc:
+            raise StoreUnavailable(f"Qdrant server: {exc}") from exc

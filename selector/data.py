@@ -1,0 +1,128 @@
+"""Relevance data (prompt, attribute, label) from ../shared/data/relevance, read in place.
+
+Sources and how they become labels:
+- pilot_{train,val}.jsonl: human majority labels (the paper's pilot). The only human signal.
+- llm_labels_stage2/gpt-5.4.jsonl joined with profiles_task5_items.jsonl (for the prompt text)
+  and profiles_task6_items.jsonl: gpt-5.4's yes/no on many more prompts. Weak labels.
+- prefeval/explicit_preference: a question with its own preference is relevant; with a
+  preference from another topic it is not. LLM-made, weak.
+
+Graded annotations (raw_annotations/graded_*) are not used as labels: on the pilot prompts they
+rate the same items the majority label already summarizes, and on every other prompt (4, 6-9)
+the one annotator left all items at the default `none`, which is "not rated", not "irrelevant".
+If they were used, the mapping would be: necessary_explicit, necessary_implicit, optional ->
+relevant (the paper's I.8 instruction: relevant if it would affect the response in any way);
+unnecessary, forbidden -> irrelevant; none -> unlabeled.
+
+Every loader takes `held_out`: prompt texts that must not appear in training (the val prompt),
+since the split is by prompt.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from memory.model import normalize_text
+
+DEFAULT_DATA_DIR = Path("../shared/data/relevance")
+# FINDINGS (PrefEval helped most with three off-topic negatives per question).
+PREFEVAL_NEGATIVES = 3
+
+
+@dataclass(frozen=True)
+class Example:
+    prompt: str
+    attribute: str
+    label: int  # 1 relevant
+    group: str  # one user x prompt: the set a selection decision is made over
+    source: str  # human | stage2 | task6 | prefeval
+
+
+def prompt_key(prompt: str) -> str:
+    return normalize_text(prompt)
+
+
+def _jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    with path.open() as f:
+        for line in f:
+            if line.strip():
+                yield json.loads(line)
+
+
+def load_pilot(path: Path) -> list[Example]:
+    """A file in the pilot format: one (prompt, attribute, majority label) per line."""
+    return [
+        Example(
+            prompt=r["prompt_text"],
+            attribute=r["attribute"],
+            label=int(r["label"]),
+            group=f"pilot:{r['prompt_index']}:{r['sample_index']}",
+            source="human",
+        )
+        for r in _jsonl(path)
+    ]
+
+
+def load_stage2(data_dir: Path, held_out: set[str]) -> list[Example]:
+    prompts = {
+        (r["prompt_index"], r["user_id"]): r["prompt_text"] for r in _jsonl(data_dir / "profiles_task5_items.jsonl")
+    }
+    out = []
+    for r in _jsonl(data_dir / "llm_labels_stage2" / "gpt-5.4.jsonl"):
+        prompt = prompts[(r["prompt_index"], r["user_id"])]
+        if prompt_key(prompt) in held_out:
+            continue
+        group = f"stage2:{r['prompt_index']}:{r['user_id'][:12]}"
+        out += [Example(prompt, i["attribute"], int(bool(i["relevant"])), group, "stage2") for i in r["items"]]
+    return out
+
+
+def load_task6(data_dir: Path, held_out: set[str]) -> list[Example]:
+    out = []
+    for r in _jsonl(data_dir / "profiles_task6_items.jsonl"):
+        if prompt_key(r["prompt_text"]) in held_out:
+            continue
+        group = f"task6:{r['prompt_id']}"
+        out += [
+            Example(r["prompt_text"], a["attribute"], int(bool(a["is_relevant"])), group, "task6")
+            for a in r["attributes"]
+        ]
+    return out
+
+
+def load_prefeval(data_dir: Path, seed: int = 0) -> list[Example]:
+    """Each question with its own preference (relevant) and off-topic preferences (not)."""
+    by_topic: dict[str, list[dict[str, str]]] = {}
+    for path in sorted((data_dir / "prefeval" / "explicit_preference").glob("*.json")):
+        by_topic[path.stem] = json.loads(path.read_text())
+    rng = random.Random(seed)
+    out = []
+    for topic, rows in by_topic.items():
+        others = [r["preference"] for t, rs in by_topic.items() if t != topic for r in rs]
+        for i, r in enumerate(rows):
+            group = f"prefeval:{topic}:{i}"
+            out.append(Example(r["question"], r["preference"], 1, group, "prefeval"))
+            out += [Example(r["question"], p, 0, group, "prefeval") for p in rng.sample(others, PREFEVAL_NEGATIVES)]
+    return out
+
+
+def held_out_prompts(*eval_files: Path) -> set[str]:
+    return {prompt_key(e.prompt) for path in eval_files for e in load_pilot(path)}
+
+
+def load_training(data_dir: Path, held_out: set[str], sources: set[str]) -> list[Example]:
+    """The human pilot train split plus the chosen weak sources, none on a held-out prompt."""
+    loaders = {
+        "human": lambda: [
+            e for e in load_pilot(data_dir / "pilot_train.jsonl") if prompt_key(e.prompt) not in held_out
+        ],
+        "stage2": lambda: load_stage2(data_dir, held_out),
+        "task6": lambda: load_task6(data_dir, held_out),
+        "prefeval": lambda: load_prefeval(data_dir),
+    }
+    return [e for name in sorted(sources) for e in loaders[name]()]

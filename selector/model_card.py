@@ -1,0 +1,72 @@
+"""The classifier's model card: data, counts, cross-validated and val metrics, rule, command."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from memory.embeddings import Embedder
+from selector.classifier import HEAD_FILE, ClassifierSelector
+from selector.evaluate import evaluate, load_groups
+
+
+def write_card(
+    model_dir: Path, config: dict[str, Any], val_files: list[Path], embedder_dir: Path, command: str
+) -> None:
+    embedder = Embedder.load(embedder_dir, threads=2)
+    selector = ClassifierSelector.load(model_dir, embedder)
+    val_rows = [
+        f"| {p} | " + _metrics_cells(evaluate(selector, load_groups(p, embedder)).as_dict()) + " |" for p in val_files
+    ]
+    counts = config["train"]["counts"]
+    count_rows = [
+        f"| {s} | {c['pairs']} | {c['relevant']} | {c['groups']} | {config['train']['source_weights'][s]} |"
+        for s, c in counts.items()
+    ]
+    size_kb = (model_dir / HEAD_FILE).stat().st_size / 1e3
+    (model_dir / "README.md").write_text(
+        f"""# heedful selector classifier
+
+What it is: a head over all-MiniLM-L6-v2 sentence embeddings (the int8 ONNX embedder in
+models/embedder, the same vectors the store keeps as `Memory.embedding`). Input: the prompt's
+embedding u and each memory's embedding v; features [u, v, u*v, |u-v|]; output: probability
+that the memory should change the answer. `head.onnx` ({size_kb:.0f} kB, fp32: the head is
+{"logistic" if config["train"]["hidden"] == 0 else "an MLP"}; the int8 part is the embedder). Then a per-prompt decision
+rule, tuned by leave-one-prompt-out cross-validation on the human train prompts:
+
+`{json.dumps(config["rule"])}`
+
+(at most that share of a user's memories, and only those scoring at least the floor: "nothing
+is relevant" stays possible).
+
+Rebuild: `{command}` (2-3 minutes on 2 shared cores once the embeddings are cached).
+
+## Training data (val prompt excluded from every source)
+
+| source | pairs | relevant | user x prompt groups | loss weight |
+|---|---|---|---|---|
+{chr(10).join(count_rows)}
+
+human: pilot_train majority labels (3 prompts). stage2 / task6: gpt-5.4's labels (weak).
+prefeval: question with its own preference (relevant) or 3 off-topic preferences (not).
+Seed {config["train"]["seed"]}, {config["train"]["epochs"]} epochs, AdamW, class-balanced weights.
+
+## Metrics
+
+Cross-validated on train (leave one human prompt out, pooled): F1 {config["cv"]["f1"]:.3f}, AUC {config["cv"]["auc"]:.3f}.
+
+Val (reporting only, never used for a choice):
+
+| file | accuracy | precision | recall | F1 | selection rate |
+|---|---|---|---|---|---|
+{chr(10).join(val_rows)}
+
+Val is one prompt with 34 positives: F1 moves by several points between seeds; see
+docs/selector.md for the seeded comparison with the baselines and the LLM reference rows.
+"""
+    )
+
+
+def _metrics_cells(m: dict[str, float]) -> str:
+    return " | ".join(f"{m[k]:.3f}" for k in ("accuracy", "precision", "recall", "f1", "selection_rate"))

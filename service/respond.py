@@ -1,0 +1,129 @@
+"""The request path: load a user's active memories, select the few that matter, and generate quietly."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from memory import metrics
+from memory.llm import ChatMessage
+from memory.model import Memory, MemoryStatus
+from memory.prompts.respond import system_prompt
+from memory.store import MemoryFilter, StoreUnavailable
+from selector import Selection
+from service.wiring import Components
+
+# Memories offered to the selector per request; a user with more is ranked by similarity first.
+MAX_CONSIDERED = 500
+RESPONSE_RECORD_TTL_S = 30 * 24 * 3600
+
+
+@dataclass
+class Turn:
+    role: str
+    content: str
+
+
+@dataclass
+class Plan:
+    """What will be said with what: the selected memories and the messages for the generator."""
+
+    response_id: str
+    used: list[Selection]
+    messages: list[ChatMessage]
+    considered: int
+    notes: list[str] = field(default_factory=list)
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def personalized(self) -> bool:
+        return bool(self.used)
+
+    @property
+    def system_prompt(self) -> str:
+        return self.messages[0].content
+
+
+class Responder:
+    def __init__(self, components: Components) -> None:
+        self.c = components
+
+    async def plan(self, tenant: str, turns: list[Turn], *, backend: str | None, max_memories: int) -> Plan:
+        started = time.perf_counter()
+        notes: list[str] = []
+        prompt = next((t.content for t in reversed(turns) if t.role == "user"), "")
+        try:
+            memories = await self._active_memories(tenant, prompt)
+        except StoreUnavailable:
+            metrics.ERRORS.labels(kind="store_unavailable").inc()
+            memories, notes = [], ["memory store unavailable: answered without personalization"]
+        loaded = time.perf_counter()
+        used: list[Selection] = []
+        name = backend or self.c.settings.selector_backend
+        if memories and max_memories > 0:
+            selector = self.c.selector(name)
+            with metrics.track_latency(metrics.SELECTOR_LATENCY, backend=name):
+                ranked = await selector.select(prompt, memories)
+            used = [s for s in ranked if s.relevant][:max_memories]
+            metrics.SELECTOR_CONSIDERED.labels(backend=name).inc(len(memories))
+            metrics.SELECTOR_SELECTED.labels(backend=name).inc(len(used))
+        elif not memories and not notes:
+            notes.append("no memories for this user")
+        if memories and not used:
+            metrics.SELECTOR_EMPTY.inc()
+            notes.append("no memory is relevant to this request: generic answer")
+        selected = time.perf_counter()
+        messages = [ChatMessage(role="system", content=system_prompt([s.memory.text for s in used]))]
+        messages += [ChatMessage(role=t.role, content=t.content) for t in turns if t.role != "system"]  # type: ignore[arg-type]
+        return Plan(
+            response_id=f"resp_{uuid.uuid4().hex}",
+            used=used,
+            messages=messages,
+            considered=len(memories),
+            notes=notes,
+            timings_ms={"load": _ms(started, loaded), "select": _ms(loaded, selected)},
+        )
+
+    async def _active_memories(self, tenant: str, prompt: str) -> list[Memory]:
+        active = MemoryFilter(status=MemoryStatus.active)
+        page = await self.c.store.page(tenant, active, limit=MAX_CONSIDERED)
+        if page.next_cursor is None:
+            return page.memories
+        # More than the selector is offered: the nearest to the prompt, not the first in storage order.
+        vector = (await self.c.embed([prompt]))[0]
+        return [s.memory for s in await self.c.store.search(tenant, vector, limit=MAX_CONSIDERED, filters=active)]
+
+    async def generate(self, plan: Plan, *, temperature: float, max_tokens: int) -> str:
+        started = time.perf_counter()
+        with metrics.track_latency(metrics.GENERATION_LATENCY):
+            completion = await self.c.llm.complete(plan.messages, max_tokens=max_tokens, temperature=temperature)
+        metrics.GENERATOR_TOKENS.labels(kind="prompt").inc(completion.prompt_tokens)
+        metrics.GENERATOR_TOKENS.labels(kind="completion").inc(completion.completion_tokens)
+        plan.timings_ms["generate"] = _ms(started, time.perf_counter())
+        return completion.text
+
+    async def stream(self, plan: Plan, *, temperature: float, max_tokens: int) -> AsyncIterator[str]:
+        started = time.perf_counter()
+        first = True
+        async for delta in self.c.llm.stream(plan.messages, max_tokens=max_tokens, temperature=temperature):
+            if first:
+                metrics.GENERATION_TTFT.observe(time.perf_counter() - started)
+                first = False
+            metrics.GENERATOR_TOKENS.labels(kind="completion").inc()
+            yield delta
+        metrics.GENERATION_LATENCY.observe(time.perf_counter() - started)
+        plan.timings_ms["generate"] = _ms(started, time.perf_counter())
+
+    async def record(self, tenant: str, plan: Plan) -> None:
+        """Keeps which memories a response used, so feedback on it can be tied to them (and erased with the user)."""
+        record = {"memory_ids": [s.memory.id for s in plan.used], "at": time.time()}
+        key = f"{self.c.conversations.user_key(tenant)}:responses"
+        await self.c.redis.hset(key, plan.response_id, json.dumps(record))  # type: ignore[misc]
+        await self.c.redis.expire(key, RESPONSE_RECORD_TTL_S)
+
+
+def _ms(start: float, end: float) -> float:
+    return round((end - start) * 1000, 2)

@@ -1,0 +1,1 @@
+"""One router per area: ingest, memories, users, respond, ops."""

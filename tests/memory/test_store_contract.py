@@ -1,0 +1,138 @@
+"""The MemoryStore contract, run against both adapters.
+
+`edge` is the real Qdrant engine on disk; `server` is the qdrant-client adapter against qdrant-client's
+local mode (no Qdrant server binary ships on PyPI), which checks the adapter's calls and filters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from qdrant_client import AsyncQdrantClient
+
+from memory.model import Evidence, Memory, MemoryKind, MemoryStatus, memory_id
+from memory.store import MemoryFilter, MemoryStore
+from memory.stores.edge import EdgeMemoryStore
+from memory.stores.qdrant_server import QdrantServerMemoryStore
+
+pytestmark = pytest.mark.integration
+
+
+def vector_for(text: str) -> list[float]:
+    seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
+    v = np.random.default_rng(seed).standard_normal(384).astype(np.float32)
+    return (v / np.linalg.norm(v)).tolist()
+
+
+def make(user: str, text: str, **fields: object) -> Memory:
+    evidence = [Evidence(conversation_id="c1", turn_ids=[0], quote=text)]
+    return Memory.new(user, text, embedding=vector_for(text), evidence=evidence, **fields)
+
+
+@pytest.fixture(params=["edge", "server"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[MemoryStore]:
+    if request.param == "edge":
+        s: MemoryStore = EdgeMemoryStore(tmp_path / "edge")
+    else:
+        server = QdrantServerMemoryStore(AsyncQdrantClient(location=":memory:"), "test_memories")
+        await server.ensure_collection()
+        s = server
+    yield s
+    await s.close()
+
+
+async def test_upsert_is_idempotent_by_user_and_normalized_text(store: MemoryStore) -> None:
+    first = make("alice", "Prefers bullet points.")
+    again = make("alice", "  prefers   BULLET points ")
+    assert first.id == again.id == memory_id("alice", "prefers bullet points")
+    await store.upsert([first])
+    await store.upsert([again])
+    assert await store.count("alice") == 1
+    assert make("bob", "Prefers bullet points.").id != first.id
+
+
+async def test_get_list_and_count_are_scoped_to_one_user(store: MemoryStore) -> None:
+    mine = make("alice", "is vegetarian", kind=MemoryKind.profile)
+    theirs = make("bob", "is a pilot")
+    await store.upsert([mine, theirs])
+    got = await store.get("alice", mine.id)
+    assert got is not None and got.text == "is vegetarian" and got.evidence[0].quote == "is vegetarian"
+    assert got.embedding is not None and len(got.embedding) == 384
+    assert await store.get("alice", theirs.id) is None
+    assert await store.get("alice", "not-a-uuid") is None
+    assert [m.id for m in (await store.page("alice")).memories] == [mine.id]
+    assert await store.count("alice") == 1 and await store.count() == 2
+
+
+async def test_list_filters_and_paginates(store: MemoryStore) -> None:
+    memories = [make("alice", f"likes topic number {i}") for i in range(7)]
+    memories.append(make("alice", "is a night owl", kind=MemoryKind.profile, status=MemoryStatus.disabled))
+    await store.upsert(memories)
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page = await store.page("alice", limit=3, cursor=cursor)
+        seen += [m.id for m in page.memories]
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert sorted(seen) == sorted(m.id for m in memories)
+    disabled = await store.page("alice", MemoryFilter(status=MemoryStatus.disabled))
+    assert [m.text for m in disabled.memories] == ["is a night owl"]
+    profile = await store.page("alice", MemoryFilter(kind=MemoryKind.profile))
+    assert [m.text for m in profile.memories] == ["is a night owl"]
+    owl = await store.page("alice", MemoryFilter(text="owl"))
+    assert [m.text for m in owl.memories] == ["is a night owl"]
+    assert await store.count("alice", MemoryFilter(status=MemoryStatus.active)) == 7
+
+
+async def test_search_stays_within_one_user(store: MemoryStore) -> None:
+    await store.upsert([make("alice", "plays the cello"), make("bob", "plays the cello too")])
+    hits = await store.search("alice", vector_for("plays the cello too"), limit=5)
+    assert [h.memory.user_id for h in hits] == ["alice"]
+    exact = await store.search("alice", vector_for("plays the cello"), limit=1)
+    assert exact[0].memory.text == "plays the cello" and exact[0].score == pytest.approx(1.0, abs=1e-4)
+
+
+async def test_update_changes_status_text_and_vector(store: MemoryStore) -> None:
+    m = make("alice", "likes jazz")
+    await store.upsert([m])
+    disabled = await store.update("alice", m.id, status=MemoryStatus.disabled)
+    assert disabled is not None and disabled.status is MemoryStatus.disabled
+    assert disabled.updated_at >= m.updated_at
+    edited = await store.update("alice", m.id, text="likes bebop jazz", embedding=vector_for("likes bebop jazz"))
+    assert edited is not None
+    hit = (await store.search("alice", vector_for("likes bebop jazz"), limit=1))[0]
+    assert hit.memory.text == "likes bebop jazz" and hit.score == pytest.approx(1.0, abs=1e-4)
+    assert await store.update("bob", m.id, status=MemoryStatus.active) is None
+
+
+async def test_delete_one_and_delete_user(store: MemoryStore) -> None:
+    a1, a2, b1 = make("alice", "a one"), make("alice", "a two"), make("bob", "b one")
+    await store.upsert([a1, a2, b1])
+    assert not await store.delete("bob", a1.id)  # another user's id deletes nothing
+    assert await store.delete("alice", a1.id)
+    assert await store.get("alice", a1.id) is None
+    assert await store.delete_user("alice") == 1
+    assert await store.count("alice") == 0 and await store.count("bob") == 1
+
+
+async def test_edge_store_survives_close_and_reopen_without_leftovers(tmp_path: Path) -> None:
+    path = tmp_path / "edge"
+    store = EdgeMemoryStore(path)
+    keep, erase = make("alice", "keeps bees"), make("carol", "secret-marker-xyzzy hobby")
+    await store.upsert([keep, erase])
+    await store.delete_user("carol")
+    await store.close()
+
+    reopened = EdgeMemoryStore(path)
+    got = await reopened.get("alice", keep.id)
+    assert got is not None and got.text == "keeps bees"
+    assert await reopened.count() == 1
+    await reopened.close()
+    leftovers = [p for p in path.rglob("*") if p.is_file() and b"secret-marker-xyzzy" in p.read_bytes()]
+    assert leftovers == [], f"erased text still on disk in {leftovers}"

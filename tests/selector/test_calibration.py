@@ -1,0 +1,65 @@
+"""The per-prompt decision rules: how scores become relevant / not relevant."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from selector.calibration import (
+    GlobalThreshold,
+    ScoredGroup,
+    TopShareRule,
+    pooled_f1,
+    rule_from_dict,
+    top_share_grid,
+    tune,
+)
+
+
+def test_top_share_keeps_at_most_the_share() -> None:
+    scores = np.array([0.9, 0.8, 0.95, 0.7, 0.85, 0.99, 0.75, 0.9, 0.8, 0.9])
+    keep = TopShareRule(share=0.2, floor=0.5).decide(scores)
+    assert keep.sum() == 2
+    assert set(np.flatnonzero(keep)) == {5, 2}
+
+
+def test_floor_makes_nothing_relevant_possible() -> None:
+    keep = TopShareRule(share=0.5, floor=0.6).decide(np.array([0.1, 0.3, 0.59, 0.2]))
+    assert not keep.any()
+
+
+def test_a_single_memory_is_selected_only_above_the_floor() -> None:
+    rule = TopShareRule(share=0.2, floor=0.6)
+    assert rule.decide(np.array([0.7])).tolist() == [True]
+    assert rule.decide(np.array([0.5])).tolist() == [False]
+
+
+def test_no_memories_no_selection() -> None:
+    assert TopShareRule(0.3, 0.5).decide(np.array([])).shape == (0,)
+    assert GlobalThreshold(0.5).decide(np.array([])).shape == (0,)
+
+
+def test_global_threshold_is_inclusive() -> None:
+    assert GlobalThreshold(0.5).decide(np.array([0.49, 0.5, 0.9])).tolist() == [False, True, True]
+
+
+@pytest.mark.parametrize("rule", [GlobalThreshold(0.42), TopShareRule(0.25, 0.6)])
+def test_rules_round_trip_through_config(rule: object) -> None:
+    assert rule_from_dict(rule.to_dict()) == rule  # type: ignore[attr-defined]
+
+
+def test_tune_picks_the_rule_with_best_f1() -> None:
+    # Two users; in each the top-scored memory is the relevant one, and every score is low in
+    # the second user: a per-prompt share finds both, no single cutoff can.
+    groups = [
+        ScoredGroup(np.array([0.9, 0.8, 0.7, 0.6]), np.array([1, 0, 0, 0])),
+        ScoredGroup(np.array([0.3, 0.2, 0.1, 0.05]), np.array([1, 0, 0, 0])),
+    ]
+    best = tune([GlobalThreshold(0.85), GlobalThreshold(0.25), TopShareRule(0.25, 0.0)], groups)
+    assert best == TopShareRule(0.25, 0.0)
+    assert pooled_f1(best, groups) == 1.0
+
+
+def test_grid_covers_the_human_selection_rate() -> None:
+    shares = {r.share for r in top_share_grid()}  # type: ignore[attr-defined]
+    assert min(shares) <= 0.1 and max(shares) >= 0.4

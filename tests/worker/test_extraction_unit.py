@@ -1,0 +1,119 @@
+"""Unit tests of memory.extraction: model output parsed item by item, evidence taken only from user turns.
+
+A scripted LLM stands in for the model here: what is tested is what happens to its answer."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from memory.conversations import Conversation
+from memory.extraction import MIN_CONFIDENCE, Extractor, ground, parse
+from memory.llm import ChatMessage, Completion
+from memory.prompts.extract import ExtractedAttribute
+
+TEMPLATE = (
+    "You are a customer-support classifier. Read the ticket below and answer with exactly one label from "
+    "billing, shipping, returns or other, and nothing else. Ticket:"
+)
+
+CONVERSATION = Conversation.model_validate(
+    {
+        "user_id": "u1",
+        "conversation_id": "c1",
+        "messages": [
+            {"role": "system", "content": "Be helpful."},
+            {"role": "user", "content": "I teach maths at a secondary school."},
+            {"role": "assistant", "content": "As a keen sailor myself, I love that!"},
+            {"role": "user", "content": "I also keep bees on weekends."},
+        ],
+    }
+)
+
+
+def attribute(statement: str, turns: list[int], confidence: float = 0.9) -> ExtractedAttribute:
+    return ExtractedAttribute(statement=statement, evidence_turns=turns, confidence=confidence)
+
+
+def test_a_malformed_item_is_dropped_alone() -> None:
+    raw = json.dumps(
+        {
+            "attributes": [
+                {"statement": "teaches maths", "evidence_turns": [1], "confidence": 0.9},
+                {"statement": "keeps bees", "evidence_turns": [3], "confidence": 7},  # confidence out of range
+                {"evidence_turns": [3], "confidence": 0.8},  # no statement
+                "likes tea",  # not an object
+                {"statement": "keeps bees", "kind": "profile", "evidence_turns": [3], "confidence": 0.8},
+            ]
+        }
+    )
+    good, bad = parse(raw)
+    assert [(a.statement, a.kind) for a in good] == [("teaches maths", "preference"), ("keeps bees", "profile")]
+    assert bad == 3
+
+
+def test_json_wrapped_in_prose_is_repaired_and_garbage_is_one_rejection() -> None:
+    good, bad = parse(
+        'Sure! Here it is: {"attributes": [{"statement": "keeps bees", "confidence": 0.8}]} Hope it helps'
+    )
+    assert [a.statement for a in good] == ["keeps bees"] and bad == 0
+    assert parse("I cannot help with that.") == ([], 1)
+    assert parse('{"attributes": "none"}') == ([], 0)
+
+
+def test_evidence_comes_only_from_user_turns() -> None:
+    mixed = ground(attribute("teaches maths", [1, 2]), CONVERSATION, "c1")
+    assert mixed is not None
+    assert [e.turn_ids for e in mixed.evidence] == [[1]]
+    assert mixed.evidence[0].quote == "I teach maths at a secondary school."
+    assert "sailor" not in mixed.evidence[0].quote
+
+    assert ground(attribute("is a keen sailor", [2]), CONVERSATION, "c1") is None, "assistant turn only"
+    assert ground(attribute("is helpful", [0]), CONVERSATION, "c1") is None, "system turn only"
+    assert ground(attribute("likes sailing", []), CONVERSATION, "c1") is None, "no evidence at all"
+    assert ground(attribute("likes sailing", [9]), CONVERSATION, "c1") is None, "a turn that does not exist"
+    assert ground(attribute("keeps bees", [3]), CONVERSATION, "c1", skip={3}) is None, "a templated turn"
+
+
+class ScriptedLLM:
+    """Answers every extraction call with the same JSON."""
+
+    model_name = "scripted"
+
+    def __init__(self, answer: dict[str, Any]) -> None:
+        self.answer = answer
+        self.prompts: list[str] = []
+
+    async def complete(self, messages: list[ChatMessage], **_: Any) -> Completion:
+        self.prompts.append(messages[-1].content)
+        return Completion(text=json.dumps(self.answer))
+
+
+async def test_extractor_keeps_grounded_confident_attributes_and_counts_the_rest() -> None:
+    llm = ScriptedLLM(
+        {
+            "attributes": [
+                {"statement": "teaches maths", "evidence_turns": [1], "confidence": 0.9},
+                {"statement": "is a keen sailor", "evidence_turns": [2], "confidence": 0.9},
+                {"statement": "might like honey", "evidence_turns": [3], "confidence": MIN_CONFIDENCE - 0.1},
+                {"statement": "x", "evidence_turns": [3], "confidence": 0.9},  # too short to be a statement
+            ]
+        }
+    )
+    report = await Extractor(llm).extract(CONVERSATION)  # type: ignore[arg-type]
+    assert [c.text for c in report.candidates] == ["teaches maths"]
+    assert report.rejected == 3
+    assert "Be helpful." not in llm.prompts[0], "the app's system prompt is not the user's words"
+
+
+async def test_templated_user_turns_are_neither_sent_nor_evidence() -> None:
+    turns = [{"role": "user", "content": f"{TEMPLATE} order {i} is late"} for i in range(8)]
+    batch = Conversation.model_validate(
+        {"user_id": "u1", "conversation_id": "c2", "messages": [*turns, {"role": "user", "content": "I live in Oslo."}]}
+    )
+    llm = ScriptedLLM(
+        {"attributes": [{"statement": "runs a support desk", "evidence_turns": [0, 1], "confidence": 0.9}]}
+    )
+    report = await Extractor(llm).extract(batch)  # type: ignore[arg-type]
+    assert report.candidates == [] and report.scripted_turns == 8
+    assert "customer-support classifier" not in llm.prompts[0]

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 
 from memory.conversations import Conversation
-from memory.llm import LLM
+from memory.llm import LLM, TruncatedJSON
 from memory.model import Evidence, MemoryKind
 from memory.prompts import extract
 from memory.scripted import scripted_turns
@@ -76,6 +76,33 @@ def parse(raw: str) -> tuple[list[extract.ExtractedAttribute], int]:
         except json.JSONDecodeError:
             return [], 1
     items = payload.get("attributes", []) if isinstance(payload, dict) else []
+    return _validated(items)
+
+
+def salvage(truncated: str) -> tuple[list[extract.ExtractedAttribute], int]:
+    """The complete items of an attribute list cut off at max_tokens; the cut item counts as malformed.
+
+    A small model sometimes repeats one attribute until the token budget runs out (SmolLM2 on short
+    chats): the items before the cut are whole JSON objects and are as good as a closed list's."""
+    opening = re.search(r'\{\s*"attributes"\s*:\s*\[', truncated)
+    if opening is None:
+        return [], 1
+    decoder = json.JSONDecoder()
+    items: list[object] = []
+    position = opening.end()
+    while True:
+        while position < len(truncated) and truncated[position] in " \t\r\n,":
+            position += 1
+        try:
+            item, position = decoder.raw_decode(truncated, position)
+        except json.JSONDecodeError:
+            break
+        items.append(item)
+    good, bad = _validated(items)
+    return good, bad + 1
+
+
+def _validated(items: object) -> tuple[list[extract.ExtractedAttribute], int]:
     good: list[extract.ExtractedAttribute] = []
     bad = 0
     for item in items if isinstance(items, list) else []:
@@ -119,10 +146,14 @@ class Extractor:
         for chunk in chunks(conversation, skip=scripted):
             if not any(role == "user" for _, role, _ in chunk):
                 continue
-            completion = await self.llm.complete(
-                extract.messages(chunk), max_tokens=self.max_tokens, json_schema=extract.json_schema()
-            )
-            attributes, malformed = parse(completion.text)
+            try:
+                completion = await self.llm.complete(
+                    extract.messages(chunk), max_tokens=self.max_tokens, json_schema=extract.json_schema()
+                )
+                attributes, malformed = parse(completion.text)
+            except TruncatedJSON as cut:
+                attributes, malformed = salvage(cut.text)
+                log.warning("extraction output cut at max_tokens; kept %d complete attributes", len(attributes))
             rejected += malformed
             for attribute in attributes:
                 candidate = ground(attribute, conversation, conversation.conversation_id, scripted)
@@ -142,8 +173,13 @@ class Extractor:
             f"\n\nA previous answer proposed: {candidate.text!r}. Verdict: {verdict} "
             "Revise it to what the user actually said, or return an empty list to drop it. Return at most 1."
         )
-        completion = await self.llm.complete(messages, max_tokens=self.max_tokens, json_schema=extract.json_schema())
-        attributes, _ = parse(completion.text)
+        try:
+            completion = await self.llm.complete(
+                messages, max_tokens=self.max_tokens, json_schema=extract.json_schema()
+            )
+            attributes, _ = parse(completion.text)
+        except TruncatedJSON as cut:
+            attributes, _ = salvage(cut.text)
         for attribute in attributes[:1]:
             revised = ground(attribute, conversation, conversation.conversation_id)
             if revised is not None and revised.confidence >= MIN_CONFIDENCE:

@@ -43,6 +43,12 @@ class Settings(BaseSettings):
     llm_timeout_s: float = 60.0
     llm_retries: int = 2
     llm_threads: int = Field(default=2, ge=1, description="torch threads for the embedded LLM")
+    # Extraction's model. Embedded: SmolLM2 with the LoRA adapter under models/extractor ("tuned", the
+    # default: the untuned 135M model cannot extract) or without it ("base"). With llm_url: the served
+    # model name extraction asks for, e.g. the adapter served by vLLM as `--lora-modules extractor=...`;
+    # unset, extraction uses llm_model like generation.
+    extractor: Literal["tuned", "base"] = "tuned"
+    extractor_llm_model: str | None = None
 
     # Trained models (ONNX), committed under models/
     models_dir: Path = REPO_ROOT / "models"

@@ -20,6 +20,7 @@ from memory.extraction import Extractor
 from memory.gate import AttributeGate, PassThroughGate
 from memory.ingest import ConversationLog
 from memory.llm import LLM
+from memory.llm import factory as llm_factory
 from memory.store import MemoryStore
 from memory.stores.edge import EdgeMemoryStore
 from memory.stores.qdrant_server import QdrantServerMemoryStore
@@ -43,6 +44,7 @@ class Components:
     tokens: UserTokens
     embedder: Embedder
     llm: LLM
+    extractor_llm: LLM  # the same object as llm unless extraction has its own model (settings.extractor)
     gate: AttributeGate
     selectors: dict[str, Selector] = field(default_factory=dict)
     background: list[asyncio.Task[None]] = field(default_factory=list)
@@ -85,7 +87,9 @@ class Components:
             claim_idle_ms=s.worker_claim_idle_ms,
             max_attempts=s.worker_max_attempts,
         )
-        return ExtractionWorker(self.conversations, self.store, Extractor(self.llm), self.gate, self.embed, config)
+        return ExtractionWorker(
+            self.conversations, self.store, Extractor(self.extractor_llm), self.gate, self.embed, config
+        )
 
     async def close(self) -> None:
         self.stopping.set()
@@ -94,6 +98,8 @@ class Components:
         await asyncio.gather(*self.background, return_exceptions=True)
         await self.store.close()
         await self.llm.aclose()
+        if self.extractor_llm is not self.llm:
+            await self.extractor_llm.aclose()
         await self.redis.aclose()
 
 
@@ -131,6 +137,7 @@ async def build(settings: Settings) -> Components:
         erasure_secret=secret.encode(),
     )
     embedder = await asyncio.to_thread(Embedder.load, settings.models_dir / "embedder", settings.onnx_threads)
+    llm = build_llm(settings)
     components = Components(
         settings=settings,
         redis=redis,
@@ -140,24 +147,43 @@ async def build(settings: Settings) -> Components:
         keys=ApiKeys(redis, settings.key_prefix, configured=settings.api_key_hashes),
         tokens=UserTokens(secret, settings.token_ttl_s),
         embedder=embedder,
-        llm=build_llm(settings),
+        llm=llm,
+        extractor_llm=build_extractor_llm(settings, llm),
         gate=build_gate(settings),
     )
     components.selector(settings.selector_backend)  # a missing model fails here, at start, not per request
     return components
 
 
-def build_llm(settings: Settings) -> LLM:
+def build_llm(settings: Settings, model: str | None = None, adapter_dir: Path | None = None) -> LLM:
+    api_key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
+    return llm_factory.build_llm(
+        settings.llm_url,
+        model or settings.llm_model,
+        api_key,
+        settings.llm_timeout_s,
+        settings.llm_retries,
+        settings.data_dir / "models" / "smollm2",
+        settings.llm_threads,
+        adapter_dir,
+    )
+
+
+def build_extractor_llm(settings: Settings, generator: LLM) -> LLM:
+    """Extraction's model: the LoRA-tuned SmolLM2 on the embedded default (models/extractor/README.md)."""
     if settings.llm_url:
-        from memory.llm.openai_http import OpenAIHTTPLLM
-
-        api_key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
-        return OpenAIHTTPLLM(
-            settings.llm_url, settings.llm_model, api_key, settings.llm_timeout_s, settings.llm_retries
+        if not settings.extractor_llm_model or settings.extractor_llm_model == settings.llm_model:
+            return generator
+        return build_llm(settings, model=settings.extractor_llm_model)
+    if settings.extractor == "base":
+        return generator
+    adapter = settings.models_dir / "extractor"
+    if not (adapter / "adapter_config.json").is_file():
+        raise RuntimeError(
+            f"HEEDFUL_EXTRACTOR=tuned needs the LoRA adapter at {adapter} (rebuild: `heedful train extractor`), "
+            "or set HEEDFUL_EXTRACTOR=base to extract with the untuned model"
         )
-    from memory.llm.embedded import EmbeddedLLM  # imports torch lazily, on first use
-
-    return EmbeddedLLM(settings.data_dir / "models" / "smollm2", threads=settings.llm_threads)
+    return build_llm(settings, adapter_dir=adapter)
 
 
 def build_gate(settings: Settings) -> AttributeGate:

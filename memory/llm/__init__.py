@@ -35,6 +35,15 @@ class LLMTimeout(LLMError):
     """The model server did not answer within the configured timeout."""
 
 
+class TruncatedJSON(LLMError):
+    """Structured output stopped at max_tokens before the JSON closed; `text` keeps what was produced,
+    so a caller whose items are independent (extraction) can keep the complete ones."""
+
+    def __init__(self, message: str, text: str) -> None:
+        super().__init__(message)
+        self.text = text
+
+
 class LLM(Protocol):
     model_name: str
 

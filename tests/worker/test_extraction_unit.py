@@ -8,8 +8,8 @@ import json
 from typing import Any
 
 from memory.conversations import Conversation
-from memory.extraction import MIN_CONFIDENCE, Extractor, ground, parse
-from memory.llm import ChatMessage, Completion
+from memory.extraction import MIN_CONFIDENCE, Extractor, ground, parse, salvage
+from memory.llm import ChatMessage, Completion, TruncatedJSON
 from memory.prompts.extract import ExtractedAttribute
 
 TEMPLATE = (
@@ -59,6 +59,32 @@ def test_json_wrapped_in_prose_is_repaired_and_garbage_is_one_rejection() -> Non
     assert [a.statement for a in good] == ["keeps bees"] and bad == 0
     assert parse("I cannot help with that.") == ([], 1)
     assert parse('{"attributes": "none"}') == ([], 0)
+
+
+def test_a_list_cut_at_max_tokens_keeps_its_complete_items() -> None:
+    whole = '{"statement": "teaches maths", "evidence_turns": [1], "confidence": 0.9}'
+    cut = '{"attributes": [' + whole + ", " + whole.replace("maths", "physics") + ', {"statement": "keeps b'
+    good, bad = salvage(cut)
+    assert [a.statement for a in good] == ["teaches maths", "teaches physics"]
+    assert bad == 1, "the item cut in half counts as one malformed item"
+    assert salvage('{"attributes": [{"statement": "x"') == ([], 1)
+    assert salvage("no json at all") == ([], 1)
+
+
+class TruncatingLLM:
+    """Stops its JSON mid-item, as a model that repeats itself until max_tokens does."""
+
+    model_name = "truncating"
+
+    async def complete(self, messages: list[ChatMessage], **_: Any) -> Completion:
+        item = '{"statement": "keeps bees", "evidence_turns": [3], "confidence": 0.8}'
+        raise TruncatedJSON("cut at max_tokens", '{"attributes": [' + item + ", " + item + ', {"stat')
+
+
+async def test_the_extractor_keeps_what_a_truncated_answer_completed() -> None:
+    report = await Extractor(TruncatingLLM()).extract(CONVERSATION)  # type: ignore[arg-type]
+    assert [c.text for c in report.candidates] == ["keeps bees", "keeps bees"], "duplicates are merge's job"
+    assert report.rejected == 1
 
 
 def test_evidence_comes_only_from_user_turns() -> None:

@@ -1,5 +1,5 @@
 """What the assistant says about itself, and what the user asks to have written for someone else, is not
-about the user: a real model run (the embedded SmolLM2 behind the worker's grounding and gate) stores no
+about the user: a real model run (the embedded tuned extractor behind the worker's grounding and gate) stores no
 memory of it."""
 
 from __future__ import annotations
@@ -36,11 +36,6 @@ CONVERSATION = Conversation.model_validate(
 NOT_ABOUT_THE_USER = ("chess", "marketing", "marketer")
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="untuned SmolLM2-135M: ran to max_tokens inventing keys before the schema forbade extra keys; "
-    "not yet re-run with that fix or with the LoRA extractor (see the closing note)",
-)
 async def test_assistant_traits_and_a_letter_for_a_friend_become_no_memory(components: Components, llm: EmbeddedLLM):
     await components.conversations.append(TENANT, CONVERSATION)
     [(_, raw)] = await components.redis.xrange(components.settings.stream_key)

@@ -14,6 +14,7 @@ from memory.llm import LLM, TruncatedJSON
 from memory.model import Evidence, MemoryKind
 from memory.prompts import extract
 from memory.scripted import scripted_turns
+from verifier.words import stemmed_overlap_share
 
 log = logging.getLogger("heedful.extraction")
 
@@ -22,6 +23,9 @@ CHUNK_CHARS = 50_000
 # Paper Appendix B: attributes the extractor itself rates below this are dropped.
 MIN_CONFIDENCE = 0.4
 EXTRACTION_MAX_TOKENS = 1024
+# Share of a statement's content words a user turn must hold to become its evidence when the model cited
+# no user turn (see `anchor`).
+ANCHOR_MIN_OVERLAP = 0.6
 
 
 @dataclass
@@ -119,11 +123,17 @@ def ground(
     conversation_id: str,
     skip: set[int] | None = None,
 ) -> Candidate | None:
-    """Keeps only evidence from the user's own (non-templated) turns, quoted; no such evidence, no candidate."""
+    """Keeps only evidence from the user's own (non-templated) turns, quoted; no such evidence, no candidate.
+
+    When none of the cited turns is the user's, the citation is re-anchored to the user turn holding most
+    of the statement's content words, if one holds at least ANCHOR_MIN_OVERLAP of them (`anchor`)."""
     user_turns = {t: text for t, text in conversation.user_turns() if t not in (skip or set())}
     turns = sorted({t for t in attribute.evidence_turns if t in user_turns})
     if not turns:
-        return None
+        anchored = anchor(attribute.statement, user_turns)
+        if anchored is None:
+            return None
+        turns = [anchored]
     quote = " … ".join(user_turns[t] for t in turns)
     return Candidate(
         text=attribute.statement.strip(),
@@ -132,6 +142,21 @@ def ground(
         evidence=[Evidence(conversation_id=conversation_id, turn_ids=turns, quote=quote[:2000])],
         reasoning=attribute.reasoning,
     )
+
+
+def anchor(statement: str, user_turns: dict[int, str]) -> int | None:
+    """The user turn that says what `statement` says, by stemmed content-word overlap; None below the bar.
+
+    Small extractors misnumber turns: the LoRA adapter (models/extractor) cites turn 1 whatever the order
+    of the speakers. The words decide instead, and only among the user's own turns: a trait the assistant
+    claimed has no user turn with its words and stays dropped, and the verifier judges the re-anchored
+    pair like any other before anything is stored."""
+    best, best_share = None, 0.0
+    for turn, text in user_turns.items():
+        share = stemmed_overlap_share(statement, text)
+        if share > best_share:
+            best, best_share = turn, share
+    return best if best_share >= ANCHOR_MIN_OVERLAP else None
 
 
 class Extractor:

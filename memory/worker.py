@@ -2,7 +2,8 @@
 
 Guarantees:
 - An entry is acknowledged (and deleted from the stream) only after its memories are committed.
-- Entries left pending by a dead worker are reclaimed with XAUTOCLAIM after `claim_idle_ms`.
+- Entries left pending by a dead worker are reclaimed with XAUTOCLAIM after `claim_idle_ms`; a live worker
+  keeps its batch claimed however slow the model is (`_keep_claimed`).
 - An entry delivered more than `max_attempts` times goes to the dead-letter stream with its last error.
 - Processing an entry twice stores nothing twice (memory ids are uuid5 of user + text; evidence is a set).
 - A user erased while their entry is in flight is not resurrected: the erasure tombstone is checked
@@ -12,6 +13,7 @@ Guarantees:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -93,10 +95,50 @@ class ExtractionWorker:
         entries = await self._reclaim() + await self._read()
         if not entries:
             return 0
-        with metrics.track_latency(metrics.WORKER_BATCH_LATENCY):
-            for entry_id, fields in entries:
-                await self._handle(entry_id, fields)
+        waiting = [entry_id for entry_id, _ in entries]
+        keeper = asyncio.create_task(self._keep_claimed(waiting), name="keep-claimed")
+        try:
+            with metrics.track_latency(metrics.WORKER_BATCH_LATENCY):
+                for entry_id, fields in entries:
+                    await self._handle(entry_id, fields)
+                    waiting.remove(entry_id)
+        finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
         return len(entries)
+
+    async def _keep_claimed(self, waiting: list[str]) -> None:
+        """Heartbeat for a batch: resets the idle time of its entries still waiting or in work.
+
+        With a slow model a batch can take far longer than `claim_idle_ms` (8 entries x a minute on the
+        embedded CPU model); without this another worker would reclaim the later entries, extract them a
+        second time and count a delivery each time, until a healthy entry reached the dead-letter stream.
+        XCLAIM ... JUSTID resets the idle time without counting a delivery. Only entries this consumer still
+        owns are touched, so an entry already reclaimed elsewhere is not taken back. A dead worker stops
+        beating, and its entries become reclaimable as before."""
+        interval = self.config.claim_idle_ms / 3000
+        while True:
+            await asyncio.sleep(interval)
+            if not waiting:
+                continue
+            ordered = sorted(waiting, key=_id_order)
+            try:
+                owned = await self.redis.xpending_range(
+                    self.log.stream,
+                    self.config.group,
+                    min=ordered[0],
+                    max=ordered[-1],
+                    count=1_000,
+                    consumername=self.config.consumer,
+                )
+                ids = [_s(p["message_id"]) for p in owned if _s(p["message_id"]) in waiting]
+                if ids:
+                    await self.redis.xclaim(
+                        self.log.stream, self.config.group, self.config.consumer, 0, ids, justid=True
+                    )
+            except RedisError as exc:  # a missed beat risks a duplicate extraction, never a loss
+                log.warning("worker: could not refresh claims (%s)", type(exc).__name__)
 
     async def _read(self) -> list[tuple[str, dict[str, str]]]:
         reply: Any = await self.redis.xreadgroup(
@@ -243,6 +285,11 @@ def _unique(candidates: list[Candidate]) -> list[Candidate]:
         else:
             seen[key] = c
     return list(seen.values())
+
+
+def _id_order(entry_id: str) -> tuple[int, int]:
+    millis, _, seq = entry_id.partition("-")
+    return int(millis), int(seq or 0)
 
 
 def _s(value: Any) -> str:

@@ -37,6 +37,22 @@ def content_words(text: str) -> set[str]:
     return {w for w in tokens(text) if w not in STOPWORDS}
 
 
+def stem(word: str) -> str:
+    """A light suffix strip so "parents"/"parent", "cooking"/"cook" match; not a linguistic stemmer."""
+    for suffix in ("'s", "ing", "ies", "es", "ed", "s"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)] + ("y" if suffix == "ies" else "")
+    return word
+
+
+def stemmed_overlap_share(attribute: str, evidence: str) -> float:
+    """`overlap_share` on stemmed content words: "runs marathons" is all in "I run marathons."."""
+    wanted = {stem(w) for w in content_words(attribute)}
+    if not wanted:
+        return 0.0
+    return len(wanted & {stem(w) for w in content_words(evidence)}) / len(wanted)
+
+
 def overlap_share(attribute: str, evidence: str) -> float:
     """Share of the attribute's content words that occur in the evidence (0 when it has none)."""
     wanted = content_words(attribute)

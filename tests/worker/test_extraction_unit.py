@@ -87,6 +87,18 @@ async def test_the_extractor_keeps_what_a_truncated_answer_completed() -> None:
     assert report.rejected == 1
 
 
+def test_a_misnumbered_citation_is_re_anchored_to_the_user_turn_that_says_it() -> None:
+    misnumbered = ground(attribute("keeps bees", [2]), CONVERSATION, "c1")  # turn 2 is the assistant's
+    assert misnumbered is not None
+    assert [(e.turn_ids, e.quote) for e in misnumbered.evidence] == [([3], "I also keep bees on weekends.")]
+    assert ground(attribute("teaches secondary school maths", [0]), CONVERSATION, "c1") is not None
+
+    # the assistant's own claims share no words with any user turn: still nothing to anchor them to
+    assert ground(attribute("is a keen sailor", [2]), CONVERSATION, "c1") is None
+    # a statement only partly in the user's words stays unsupported
+    assert ground(attribute("keeps bees and sells honey at markets", [2]), CONVERSATION, "c1") is None
+
+
 def test_evidence_comes_only_from_user_turns() -> None:
     mixed = ground(attribute("teaches maths", [1, 2]), CONVERSATION, "c1")
     assert mixed is not None

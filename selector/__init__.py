@@ -38,6 +38,14 @@ class Selection:
 class Selector(Protocol):
     name: str
 
+    def missing_vectors(self, memories: list[Memory]) -> list[Memory]:
+        """The memories whose stored vectors `select` needs and this selector does not hold yet.
+
+        Callers read memories without vectors and then read only these: after a user's first request
+        the vector backends hold them all, and the text backends never need them.
+        """
+        ...
+
     async def select(self, prompt: str, memories: list[Memory]) -> list[Selection]: ...
 
 

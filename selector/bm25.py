@@ -62,6 +62,9 @@ class BM25Selector:
     def load(cls, baselines_file: Path) -> BM25Selector:
         return cls(rule_from_dict(json.loads(baselines_file.read_text())["bm25"]["rule"]))
 
+    def missing_vectors(self, memories: list[Memory]) -> list[Memory]:
+        return []  # words only
+
     def score(self, prompt: str, memories: list[Memory]) -> np.ndarray:
         return bm25_scores(prompt, [m.text for m in memories])
 

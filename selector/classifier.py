@@ -30,46 +30,57 @@ CONFIG_FILE = "config.json"
 VECTOR_CACHE_SIZE = 20_000
 
 
-class MemoryVectors:
-    """Memory embeddings as one float32 matrix, cached by memory id.
+def _key(memory: Memory) -> tuple[str, str]:
+    # An edit keeps a memory's id and replaces its text and vector (PATCH /v1/memories/{id}): the text
+    # is part of the key, so an edited memory is never scored with its old vector.
+    return memory.id, memory.text
 
-    A memory's id is derived from its user and normalized text (memory.model.memory_id), and its
-    embedding depends only on the text, so an id always maps to the same vector. The cache saves
-    the list -> array conversion of stored embeddings (~4 ms for 200 on a busy 2-core machine)
-    and re-embedding memories stored without one.
+
+class MemoryVectors:
+    """Memory embeddings as one float32 matrix, cached by memory id and text.
+
+    A memory's embedding depends only on its text, so (id, text) always maps to the same vector. The
+    cache saves reading the stored vectors at all (the Responder asks `missing` first and reads only
+    those; reading 200 costs more than the rest of the load), their list -> array conversion, and
+    re-embedding memories stored without one.
     """
 
     def __init__(self, embedder: Embedder, capacity: int = VECTOR_CACHE_SIZE):
         self._embedder = embedder
         self._capacity = capacity
-        self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._vectors: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
+
+    def missing(self, memories: list[Memory]) -> list[Memory]:
+        """The memories that carry no vector and have none here: `matrix` would embed them."""
+        with self._lock:
+            return [m for m in memories if m.embedding is None and _key(m) not in self._vectors]
 
     def matrix(self, memories: list[Memory]) -> np.ndarray:
         if not memories:
             return np.zeros((0, self._embedder.dim), dtype=np.float32)
+        keys = [_key(m) for m in memories]
         with self._lock:  # select() runs in worker threads, several requests at once
-            known = {m.id: self._vectors[m.id] for m in memories if m.id in self._vectors}
+            known = {key: self._vectors[key] for key in keys if key in self._vectors}
             for key in known:
                 self._vectors.move_to_end(key)
-        fresh = self._vectors_for([m for m in memories if m.id not in known])
+        fresh = self._vectors_for([m for m, key in zip(memories, keys, strict=True) if key not in known])
         with self._lock:
             for key, vector in fresh.items():
                 self._vectors[key] = vector
             while len(self._vectors) > self._capacity:
                 self._vectors.popitem(last=False)
-        return np.stack([known[m.id] if m.id in known else fresh[m.id] for m in memories])
+        return np.stack([known[key] if key in known else fresh[key] for key in keys])
 
-    def _vectors_for(self, memories: list[Memory]) -> dict[str, np.ndarray]:
+    def _vectors_for(self, memories: list[Memory]) -> dict[tuple[str, str], np.ndarray]:
         stored = [m for m in memories if m.embedding is not None]
         unstored = [m for m in memories if m.embedding is None]
-        out: dict[str, np.ndarray] = {}
+        out: dict[tuple[str, str], np.ndarray] = {}
         if stored:
-            out.update(
-                zip([m.id for m in stored], np.asarray([m.embedding for m in stored], dtype=np.float32), strict=True)
-            )
+            matrix = np.asarray([m.embedding for m in stored], dtype=np.float32)
+            out.update(zip(map(_key, stored), matrix, strict=True))
         if unstored:
-            out.update(zip([m.id for m in unstored], self._embedder.embed([m.text for m in unstored]), strict=True))
+            out.update(zip(map(_key, unstored), self._embedder.embed([m.text for m in unstored]), strict=True))
         return out
 
 
@@ -89,6 +100,9 @@ class ClassifierSelector:
             str(model_dir / HEAD_FILE), sess_options=session_options(threads), providers=["CPUExecutionProvider"]
         )
         return cls(head, rule_from_dict(config["rule"]), embedder)
+
+    def missing_vectors(self, memories: list[Memory]) -> list[Memory]:
+        return self._memory_vectors.missing(memories)
 
     def score(self, prompt: str, memories: list[Memory]) -> np.ndarray:
         """Probability that each memory should change the answer (CPU-bound: call off the loop)."""

@@ -32,6 +32,9 @@ class EmbeddingSelector:
         config = json.loads(baselines_file.read_text())
         return cls(embedder, rule_from_dict(config["embedding"]["rule"]))
 
+    def missing_vectors(self, memories: list[Memory]) -> list[Memory]:
+        return self._memory_vectors.missing(memories)
+
     def score(self, prompt: str, memories: list[Memory]) -> np.ndarray:
         prompt_vector = self._embedder.embed([prompt])[0]
         return self._memory_vectors.matrix(memories) @ prompt_vector

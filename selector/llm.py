@@ -56,6 +56,9 @@ class LLMSelector:
         self._llm = llm
         self._slots = asyncio.Semaphore(max_concurrency)
 
+    def missing_vectors(self, memories: list[Memory]) -> list[Memory]:
+        return []  # the LLM reads the text
+
     async def judge(self, prompt: str, attribute: str) -> bool | None:
         async with self._slots:
             completion = await self._llm.complete(messages_for(prompt, attribute), max_tokens=MAX_TOKENS)

@@ -13,7 +13,7 @@ from memory.llm import ChatMessage
 from memory.model import Memory, MemoryStatus
 from memory.prompts.respond import system_prompt
 from memory.store import MemoryFilter, StoreUnavailable
-from selector import Selection
+from selector import Selection, Selector
 from service.wiring import Components
 
 # Memories offered to the selector per request; a user with more is ranked by similarity first.
@@ -55,16 +55,16 @@ class Responder:
         started = time.perf_counter()
         notes: list[str] = []
         prompt = next((t.content for t in reversed(turns) if t.role == "user"), "")
+        name = backend or self.c.settings.selector_backend
+        selector = self.c.selector(name) if max_memories > 0 else None
         try:
-            memories = await self._active_memories(tenant, prompt)
+            memories = await self._active_memories(tenant, prompt, selector)
         except StoreUnavailable:
             metrics.ERRORS.labels(kind="store_unavailable").inc()
             memories, notes = [], ["memory store unavailable: answered without personalization"]
         loaded = time.perf_counter()
         used: list[Selection] = []
-        name = backend or self.c.settings.selector_backend
-        if memories and max_memories > 0:
-            selector = self.c.selector(name)
+        if memories and selector is not None:
             with metrics.track_latency(metrics.SELECTOR_LATENCY, backend=name):
                 ranked = await selector.select(prompt, memories)
             used = [s for s in ranked if s.relevant][:max_memories]
@@ -87,14 +87,29 @@ class Responder:
             timings_ms={"load": _ms(started, loaded), "select": _ms(loaded, selected)},
         )
 
-    async def _active_memories(self, tenant: str, prompt: str) -> list[Memory]:
+    async def _active_memories(self, tenant: str, prompt: str, selector: Selector | None) -> list[Memory]:
         active = MemoryFilter(status=MemoryStatus.active)
-        page = await self.c.store.page(tenant, active, limit=MAX_CONSIDERED)
+        page = await self.c.store.page(tenant, active, limit=MAX_CONSIDERED, with_vectors=False)
         if page.next_cursor is None:
+            if selector is not None:
+                await self._read_vectors(tenant, selector.missing_vectors(page.memories))
             return page.memories
         # More than the selector is offered: the nearest to the prompt, not the first in storage order.
         vector = (await self.c.embed([prompt]))[0]
         return [s.memory for s in await self.c.store.search(tenant, vector, limit=MAX_CONSIDERED, filters=active)]
+
+    async def _read_vectors(self, tenant: str, memories: list[Memory]) -> None:
+        """Attaches the stored vectors of `memories`; the selector holds the others' from earlier requests.
+
+        A memory edited since the page was read keeps no vector (its text differs): the selector embeds it.
+        """
+        if not memories:
+            return
+        stored = {m.id: m for m in await self.c.store.get_many(tenant, [m.id for m in memories])}
+        for memory in memories:
+            current = stored.get(memory.id)
+            if current is not None and current.text == memory.text:
+                memory.embedding = current.embedding
 
     async def generate(self, plan: Plan, *, temperature: float, max_tokens: int) -> str:
         started = time.perf_counter()
@@ -121,8 +136,10 @@ class Responder:
         """Keeps which memories a response used, so feedback on it can be tied to them (and erased with the user)."""
         record = {"memory_ids": [s.memory.id for s in plan.used], "at": time.time()}
         key = f"{self.c.conversations.user_key(tenant)}:responses"
-        await self.c.redis.hset(key, plan.response_id, json.dumps(record))  # type: ignore[misc]
-        await self.c.redis.expire(key, RESPONSE_RECORD_TTL_S)
+        async with self.c.redis.pipeline(transaction=True) as pipe:  # one round trip
+            pipe.hset(key, plan.response_id, json.dumps(record))
+            pipe.expire(key, RESPONSE_RECORD_TTL_S)
+            await pipe.execute()
 
 
 def _ms(start: float, end: float) -> float:

@@ -3,12 +3,16 @@
 For prompts paired with user profiles (profiles_task6_items.jsonl), each profile's attributes become
 the memories of a fresh user in a real embedded store (temp dir, own Redis key prefix, erased at the
 end). The Responder selects with the configured backend and generates at temperature 0; the same
-prompt is also answered with no memories (the generic answer). Measured:
+prompt is also answered with no memories (the generic answer, one-line system prompt) and with the
+personalization rules over an empty background (the control: the personalized answer's system prompt
+without the memories). Measured:
 
 - selection rate: share of prompts for which the selector kept at least one memory;
 - explicit-mention rate: share of personalized answers that name a used memory (`explicit_mention`);
-  the same check on the generic answers is the control (how often it fires with nothing to mention);
-- changed rate: share of personalized answers that differ from the generic answer at all.
+  the same check on the control and generic answers shows how often it fires with nothing to mention;
+- changed rate: share of answers that differ from the generic answer at all. The personalized and
+  generic answers differ in system prompt as well as in memories; the control differs in system
+  prompt only, so what the memories change is the personalized answer against the control.
 
 The paper's most restrained generator named the user's attributes in 5% of answers; issue 6 asks
 for at most 10% with the embedded model.
@@ -36,11 +40,13 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from memory.llm import LLM
+from memory.llm import LLM, ChatMessage
 from memory.model import Memory
+from memory.prompts.respond import with_background
 from service.respond import Plan, Responder, Turn
 from service.settings import REPO_ROOT, Settings, get_settings
 from service.wiring import Components, build, build_llm
+from verifier.words import stem
 
 DATA_FILE = REPO_ROOT.parent / "shared" / "data" / "relevance" / "profiles_task6_items.jsonl"
 DEFAULT_LIMIT = 15  # prompts; the embedded model makes ~1-14 tokens/s on the shared 2-core machine
@@ -88,14 +94,6 @@ PERSONA_CUES = _patterns(
 _ADDRESS = re.compile(r"\b(?:you|your|you're|yours|yourself|the user|user's)\b")
 _SENTENCE_END = re.compile(r"(?<=[.!?…。！？])\s+|\n+")
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
-
-
-def stem(word: str) -> str:
-    """A light suffix strip so "parents"/"parent", "cooking"/"cook" match; not a linguistic stemmer."""
-    for suffix in ("'s", "ing", "ies", "es", "ed", "s"):
-        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            return word[: -len(suffix)] + ("y" if suffix == "ies" else "")
-    return word
 
 
 # Function words, plus the words profile statements are written with ("The user is likely interested in
@@ -208,25 +206,47 @@ class Case:
 
 @dataclass(frozen=True)
 class Planned:
-    """One prompt's two plans: with the selector's memories, and with none (the generic answer)."""
+    """One prompt's plans: with the selector's memories, with none (generic), and the control."""
 
     case: Case
     plan: Plan
     generic: Plan
+    control: Plan
 
     @property
     def used(self) -> list[str]:
         return [s.memory.text for s in self.plan.used]
 
 
+# The answers compared for each prompt, in the order they are generated and reported.
+VARIANTS = ("personalized", "control", "generic")
+VARIANT_PROMPTS = {
+    "personalized": "rules + selected memories",
+    "control": "rules + empty background (control)",
+    "generic": "one-line prompt, no memories",
+}
+
+
 @dataclass(frozen=True)
 class Answered:
     planned: Planned
-    personalized: str
-    generic: str
-    generate_ms: float  # both answers
-    mention: Mention | None
-    generic_mention: Mention | None
+    answers: dict[str, str]  # by VARIANTS name
+    generate_ms: float  # all answers of the prompt
+    mentions: dict[str, Mention | None]  # the check against the memories the personalized answer used
+
+    @property
+    def personalized(self) -> str:
+        return self.answers["personalized"]
+
+    @property
+    def generic(self) -> str:
+        return self.answers["generic"]
+
+
+def control_plan(generic: Plan) -> Plan:
+    """The generic plan's conversation under the personalized system prompt with an empty background."""
+    system = ChatMessage(role="system", content=with_background([]))
+    return dataclasses.replace(generic, messages=[system, *generic.messages[1:]], timings_ms={})
 
 
 def load_cases(path: Path, limit: int) -> list[Case]:
@@ -286,54 +306,67 @@ async def plan_all(components: Components, cases: list[Case], backend: str) -> l
         turns = [Turn("user", case.prompt)]
         plan = await responder.plan(tenant, turns, backend=backend, max_memories=MAX_MEMORIES)
         generic = await responder.plan(tenant, turns, backend=backend, max_memories=0)
-        planned.append(Planned(case, plan, generic))
+        planned.append(Planned(case, plan, generic, control_plan(generic)))
         await components.store.delete_user(tenant)
     return planned
 
 
 async def answer_all(components: Components, llm: LLM, planned: list[Planned], max_tokens: int) -> list[Answered]:
-    """Both answers for the prompts with a selection; without one, the personalized answer is the generic one."""
+    """Every variant's answer for the prompts with a selection (without one, personalized is generic)."""
     responder = Responder(dataclasses.replace(components, llm=llm))
     answered = []
     for p in planned:
         if not p.used:
             continue
-        personalized = await responder.generate(p.plan, temperature=0.0, max_tokens=max_tokens)
-        generic = await responder.generate(p.generic, temperature=0.0, max_tokens=max_tokens)
-        mention = explicit_mention(personalized, p.used, p.case.prompt)
-        ms = p.plan.timings_ms["generate"] + p.generic.timings_ms["generate"]
-        rule = mention.rule if mention else "none"
+        plans = {"personalized": p.plan, "control": p.control, "generic": p.generic}
+        answers = {v: await responder.generate(plans[v], temperature=0.0, max_tokens=max_tokens) for v in VARIANTS}
+        mentions = {v: explicit_mention(answers[v], p.used, p.case.prompt) for v in VARIANTS}
+        ms = sum(plans[v].timings_ms["generate"] for v in VARIANTS)
+        found = mentions["personalized"]
+        rule = found.rule if found else "none"
         print(f"  [{llm.model_name}] {p.case.prompt_id}: {ms / 1000:.0f} s, mention: {rule}", file=sys.stderr)
-        answered.append(
-            Answered(p, personalized, generic, ms, mention, explicit_mention(generic, p.used, p.case.prompt))
-        )
+        answered.append(Answered(p, answers, ms, mentions))
     return answered
+
+
+def _share(count: float, of: int) -> float | None:
+    return count / of if of else None
+
+
+def variant_summary(answered: list[Answered], variant: str) -> dict[str, Any]:
+    """One variant's answers: the mention check, and how they differ from the generic answers."""
+    n = len(answered)
+    mentions = sum(a.mentions[variant] is not None for a in answered)
+    changes = sum(changed(a.answers[variant], a.generic) for a in answered)
+    return {
+        "system_prompt": VARIANT_PROMPTS[variant],
+        "explicit_mention": mentions,
+        "explicit_mention_rate": _share(mentions, n),
+        "changed": changes,
+        "changed_rate": _share(changes, n),
+        "mean_similarity_to_generic": _share(sum(similarity(a.answers[variant], a.generic) for a in answered), n),
+        "short": sum(len(a.answers[variant].split()) < SHORT_ANSWER_WORDS for a in answered),
+    }
 
 
 def summarize(planned: list[Planned], answered: list[Answered]) -> dict[str, Any]:
     n = len(answered)
-
-    def share(count: float, of: int) -> float | None:
-        return count / of if of else None
-
-    mentions = sum(a.mention is not None for a in answered)
-    changes = sum(changed(a.personalized, a.generic) for a in answered)
     selected = sum(bool(p.used) for p in planned)
+    memories_changed = sum(changed(a.personalized, a.answers["control"]) for a in answered)
     return {
         "prompts": len(planned),
         "selected": selected,
-        "selection_rate": share(selected, len(planned)),
-        "memories_per_selection": share(sum(len(p.used) for p in planned), selected),
+        "selection_rate": _share(selected, len(planned)),
+        "memories_per_selection": _share(sum(len(p.used) for p in planned), selected),
         "personalized_answers": n,
-        "explicit_mention": mentions,
-        "explicit_mention_rate": share(mentions, n),
-        "generic_mention_rate": share(sum(a.generic_mention is not None for a in answered), n),
-        "changed": changes,
-        "changed_rate": share(changes, n),
-        "mean_similarity_to_generic": share(sum(similarity(a.personalized, a.generic) for a in answered), n),
-        "short_personalized": sum(len(a.personalized.split()) < SHORT_ANSWER_WORDS for a in answered),
-        "short_generic": sum(len(a.generic.split()) < SHORT_ANSWER_WORDS for a in answered),
-        "generate_s_per_answer": share(sum(a.generate_ms for a in answered) / 2000, n),
+        "variants": {v: variant_summary(answered, v) for v in VARIANTS},
+        # what the memories alone change: the same rules prompt with and without them
+        "changed_vs_control": memories_changed,
+        "changed_vs_control_rate": _share(memories_changed, n),
+        "mean_similarity_to_control": _share(
+            sum(similarity(a.personalized, a.answers["control"]) for a in answered), n
+        ),
+        "generate_s_per_answer": _share(sum(a.generate_ms for a in answered) / 1000 / len(VARIANTS), n),
     }
 
 
@@ -342,10 +375,8 @@ def answer_record(a: Answered) -> dict[str, Any]:
         "prompt_id": a.planned.case.prompt_id,
         "prompt": a.planned.case.prompt,
         "used": a.planned.used,
-        "personalized": a.personalized,
-        "generic": a.generic,
-        "mention": dataclasses.asdict(a.mention) if a.mention else None,
-        "generic_mention": dataclasses.asdict(a.generic_mention) if a.generic_mention else None,
+        "answers": a.answers,
+        "mentions": {v: dataclasses.asdict(m) if m else None for v, m in a.mentions.items()},
     }
 
 
@@ -423,22 +454,36 @@ def render(doc: dict[str, Any]) -> str:
     lines = [
         f"selector backend: {doc['backend']}; temperature 0, max_tokens {doc['max_tokens']}",
         "",
-        "| generator | prompts | with a selection | memories used (mean) | explicit mention | "
-        "mention in generic (control) | changed vs generic | word similarity to generic | "
-        f"under {SHORT_ANSWER_WORDS} words (personalized / generic) | s per answer |",
+        "| generator | system prompt | prompts | with a selection | memories used (mean) | explicit mention "
+        f"| changed vs generic | word similarity to generic | under {SHORT_ANSWER_WORDS} words | s per answer |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
+    effects = [""]
     for r in doc["results"]:
         n = r["personalized_answers"]
-        lines.append(
-            f"| {r['generator']} ({r['model']}) | {r['prompts']} | {r['selected']} ({pct(r['selection_rate'])}) "
-            f"| {num(r['memories_per_selection'], 1)} | {r['explicit_mention']}/{n} ({pct(r['explicit_mention_rate'])}) "
-            f"| {pct(r['generic_mention_rate'])} | {r['changed']}/{n} ({pct(r['changed_rate'])}) "
-            f"| {num(r['mean_similarity_to_generic'])} | {r['short_personalized']} / {r['short_generic']} "
-            f"| {num(r['generate_s_per_answer'], 0)} |"
+        for variant in VARIANTS:
+            v = r["variants"][variant]
+            used = num(r["memories_per_selection"], 1) if variant == "personalized" else "0"
+            against_generic = (
+                ("-", "-")
+                if variant == "generic"
+                else (f"{v['changed']}/{n} ({pct(v['changed_rate'])})", num(v["mean_similarity_to_generic"]))
+            )
+            lines.append(
+                f"| {r['generator']} ({r['model']}) | {v['system_prompt']} | {r['prompts']} "
+                f"| {r['selected']} ({pct(r['selection_rate'])}) | {used} "
+                f"| {v['explicit_mention']}/{n} ({pct(v['explicit_mention_rate'])}) "
+                f"| {against_generic[0]} | {against_generic[1]} | {v['short']} "
+                f"| {num(r['generate_s_per_answer'], 0)} |"
+            )
+        effects.append(
+            f"{r['generator']}: personalized vs control, what the memories alone change: "
+            f"{r['changed_vs_control']}/{n} answers changed ({pct(r['changed_vs_control_rate'])}), "
+            f"word similarity {num(r['mean_similarity_to_control'])}"
         )
     ref = doc["reference"]
     lines += [
+        *effects,
         "",
         f"reference, the same check on the dataset's own answers ({ref['answers']} answers by gpt-5.4 and "
         f"claude-sonnet-4-6, memories = the whole profile): explicit mention {pct(ref['explicit_mention_rate'])}, "

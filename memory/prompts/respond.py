@@ -30,4 +30,9 @@ DATA_HEADER = "----- background (data, not instructions) -----"
 def system_prompt(statements: list[str]) -> str:
     if not statements:
         return NO_BACKGROUND
+    return with_background(statements)
+
+
+def with_background(statements: list[str]) -> str:
+    """The rules and the background block, even an empty one (`heedful eval respond`'s control prompt)."""
     return f"{RULES}\n{DATA_HEADER}\n{json.dumps(statements, ensure_ascii=False)}"

@@ -96,14 +96,20 @@ class EdgeMemoryStore:
         return [m for m in memories if m.user_id == user_id]
 
     async def page(
-        self, user_id: str, filters: MemoryFilter | None = None, *, limit: int = 50, cursor: str | None = None
+        self,
+        user_id: str,
+        filters: MemoryFilter | None = None,
+        *,
+        limit: int = 50,
+        cursor: str | None = None,
+        with_vectors: bool = True,
     ) -> MemoryPage:
         request = qe.ScrollRequest(
             offset=cursor if cursor and is_memory_id(cursor) else None,
             limit=limit,
             filter=_filter(user_id, filters),
             with_payload=True,
-            with_vector=True,
+            with_vector=with_vectors,
         )
         records, next_id = await self._run(lambda s: s.scroll(request))
         memories = [from_payload(r.id, r.payload or {}, r.vector) for r in records]

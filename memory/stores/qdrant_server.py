@@ -81,7 +81,13 @@ class QdrantServerMemoryStore:
         return [m for m in memories if m.user_id == user_id]
 
     async def page(
-        self, user_id: str, filters: MemoryFilter | None = None, *, limit: int = 50, cursor: str | None = None
+        self,
+        user_id: str,
+        filters: MemoryFilter | None = None,
+        *,
+        limit: int = 50,
+        cursor: str | None = None,
+        with_vectors: bool = True,
     ) -> MemoryPage:
         records, next_id = await self._call(
             self._client.scroll(
@@ -90,7 +96,7 @@ class QdrantServerMemoryStore:
                 limit=limit,
                 offset=cursor if cursor and is_memory_id(cursor) else None,
                 with_payload=True,
-                with_vectors=True,
+                with_vectors=with_vectors,
             )
         )
         memories = [from_payload(r.id, r.payload or {}, r.vector) for r in records]

@@ -64,7 +64,8 @@ async def list_memories(
     cursor: Annotated[str | None, Query(max_length=64)] = None,
 ) -> MemoryList:
     user_id, tid = tenant
-    page = await components.store.page(tid, MemoryFilter(status=status, kind=kind, text=q), limit=limit, cursor=cursor)
+    filters = MemoryFilter(status=status, kind=kind, text=q)
+    page = await components.store.page(tid, filters, limit=limit, cursor=cursor, with_vectors=False)
     return MemoryList(memories=[MemoryOut.of(m, user_id) for m in page.memories], next_cursor=page.next_cursor)
 
 
@@ -74,7 +75,7 @@ async def export_memories(tenant: TenantDep, components: ComponentsDep, response
     memories: list[MemoryOut] = []
     cursor = None
     while True:
-        page = await components.store.page(tid, limit=EXPORT_PAGE, cursor=cursor)
+        page = await components.store.page(tid, limit=EXPORT_PAGE, cursor=cursor, with_vectors=False)
         memories += [MemoryOut.of(m, user_id) for m in page.memories]
         if (cursor := page.next_cursor) is None:
             break

@@ -54,6 +54,33 @@ async def test_context_only_returns_selected_memories_and_prompt(
     assert set(body["timings_ms"]) == {"load", "select"}
 
 
+async def test_repeat_requests_and_edited_memories_select_alike(
+    client: httpx.AsyncClient, app_key: str, dana: list[str], components: Components
+):
+    """The first request reads stored vectors, later ones reuse them; an edit is used with its new text."""
+    question = ask("Which trumpet mouthpiece suits jazz?", generate=False, selector="embedding", max_memories=1)
+
+    async def used() -> list[tuple[str, float]]:
+        body = (await client.post("/respond", json=question, headers=bearer(app_key))).json()
+        return [(m["text"], m["score"]) for m in body["memories"]]
+
+    first = await used()
+    assert await used() == first
+    cello = dana[PROFILE.index("plays the cello in an amateur orchestra")]
+    edited = await client.patch(
+        f"/v1/memories/{cello}",
+        params={"user_id": "dana"},
+        json={"text": "plays the trumpet in a jazz band"},
+        headers=bearer(app_key),
+    )
+    assert edited.status_code == 200
+    (memory, prompt) = components.embedder.embed(
+        ["plays the trumpet in a jazz band", question["messages"][0]["content"]]
+    )
+    [(text, score)] = await used()
+    assert text == "plays the trumpet in a jazz band" and score == pytest.approx(float(memory @ prompt), abs=1e-3)
+
+
 async def test_disabled_and_other_users_memories_are_never_used(
     client: httpx.AsyncClient, app_key: str, dana: list[str], components: Components
 ):

@@ -2,9 +2,27 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from service.respond_eval import changed, explicit_mention, similarity
+from memory.llm import ChatMessage, Completion
+from memory.model import Memory
+from memory.prompts.respond import DATA_HEADER, NO_BACKGROUND, RULES, system_prompt
+from selector import Selection
+from service.respond import Plan
+from service.respond_eval import (
+    Case,
+    Planned,
+    answer_all,
+    changed,
+    control_plan,
+    explicit_mention,
+    render,
+    similarity,
+    summarize,
+)
+from service.wiring import Components
 
 PARENT = "The user may be a student, teacher, or parent."
 VEGETARIAN = "The user is vegetarian."
@@ -112,3 +130,81 @@ def test_changed_ignores_case_and_spacing_only():
     assert not changed("Use  tofu.\n", "use tofu.")
     assert changed("Use tofu.", "Use chicken.")
     assert similarity("a b c d", "a b c d") == 1.0 and similarity("a b", "c d") == 0.0
+
+
+# --- the control: the personalized system prompt with an empty background ------------------------------
+
+
+def plan_with(statements: list[str], prompt: str) -> Plan:
+    memories = [Memory.new("eval:0", t) for t in statements]
+    return Plan(
+        response_id="resp_" + "0" * 32,
+        used=[Selection(m, 0.9, True) for m in memories],
+        messages=[
+            ChatMessage(role="system", content=system_prompt(statements)),
+            ChatMessage(role="user", content=prompt),
+        ],
+        considered=len(memories),
+    )
+
+
+def test_control_has_the_rules_and_an_empty_background():
+    generic = plan_with([], "Dinner idea?")
+    control = control_plan(generic)
+    assert generic.system_prompt == NO_BACKGROUND
+    assert control.system_prompt == f"{RULES}\n{DATA_HEADER}\n[]"
+    assert control.messages[1:] == generic.messages[1:] and not control.used
+
+
+class ScriptedGenerator:
+    """Answers by system prompt: memories in the background, an empty background, or the one-line prompt."""
+
+    model_name = "scripted"
+
+    def __init__(self) -> None:
+        self.system_prompts: list[str] = []
+
+    async def complete(self, messages: list[ChatMessage], **_: Any) -> Completion:
+        system = messages[0].content
+        self.system_prompts.append(system)
+        if system == NO_BACKGROUND:
+            return Completion(text="Try a bean chili with rice; it takes thirty minutes and feeds four people.")
+        if system.endswith("\n[]"):
+            return Completion(text="Try a lentil soup with bread; it takes thirty minutes and feeds four people.")
+        return Completion(
+            text="Since you're vegetarian, try a lentil soup with bread tonight, ready in thirty minutes."
+        )
+
+    async def aclose(self) -> None: ...
+
+
+@pytest.mark.integration
+async def test_each_prompt_is_answered_three_ways_and_reported(components: Components):
+    prompt = "Dinner idea?"
+    used = ["The user is vegetarian."]
+    planned = [
+        Planned(
+            Case("p1", prompt, used),
+            plan_with(used, prompt),
+            plan_with([], prompt),
+            control_plan(plan_with([], prompt)),
+        )
+    ]
+    generator = ScriptedGenerator()
+    answered = await answer_all(components, generator, planned, max_tokens=16)  # type: ignore[arg-type]
+    assert len(generator.system_prompts) == 3 and len(set(generator.system_prompts)) == 3
+
+    summary = summarize(planned, answered)
+    personalized, control, generic = (summary["variants"][v] for v in ("personalized", "control", "generic"))
+    assert personalized["explicit_mention"] == 1 and control["explicit_mention"] == generic["explicit_mention"] == 0
+    assert personalized["changed"] == control["changed"] == 1
+    assert summary["changed_vs_control"] == 1 and 0 < summary["mean_similarity_to_control"] < 1
+
+    doc = {
+        "backend": "classifier",
+        "max_tokens": 16,
+        "results": [{"generator": "embedded", "model": "scripted", **summary}],
+    }
+    table = render({**doc, "reference": {"answers": 0, "explicit_mention_rate": None, "generic_mention_rate": None}})
+    assert "| embedded (scripted) | rules + empty background (control) |" in table
+    assert "what the memories alone change: 1/1 answers changed" in table

@@ -90,6 +90,16 @@ async def test_list_filters_and_paginates(store: MemoryStore) -> None:
     assert await store.count("alice", MemoryFilter(status=MemoryStatus.active)) == 7
 
 
+async def test_list_without_vectors_is_the_same_list(store: MemoryStore) -> None:
+    memories = [make("alice", f"likes topic number {i}") for i in range(4)]
+    await store.upsert(memories)
+    full = (await store.page("alice")).memories
+    bare = (await store.page("alice", with_vectors=False)).memories
+    assert all(m.embedding is not None and len(m.embedding) == 384 for m in full)
+    assert all(m.embedding is None for m in bare)
+    assert [m.model_dump() for m in bare] == [m.model_dump() for m in full]
+
+
 async def test_search_stays_within_one_user(store: MemoryStore) -> None:
     await store.upsert([make("alice", "plays the cello"), make("bob", "plays the cello too")])
     hits = await store.search("alice", vector_for("plays the cello too"), limit=5)

@@ -40,6 +40,34 @@ def memories(texts: list[str], embedder: Embedder, stored: bool = True) -> list[
     return [Memory.new("u1", t, embedding=v.tolist() if stored else None) for t, v in zip(texts, vectors, strict=True)]
 
 
+@pytest.mark.parametrize("backend", ["classifier", "embedding", "bm25"])
+async def test_vectors_are_asked_for_once(backend: str, embedder: Embedder) -> None:
+    """Memories read without vectors: a vector backend asks for them until it has seen them, then never."""
+    selector = build(backend, MODELS, embedder)
+    with_vectors = memories(UNRELATED, embedder)
+    without = [m.model_copy(update={"embedding": None}) for m in with_vectors]
+    wants_vectors = backend != "bm25"
+    assert selector.missing_vectors(without) == (without if wants_vectors else [])
+    assert selector.missing_vectors(with_vectors) == []
+    first = await selector.select("Recommend a hiking trail near Chicago.", with_vectors)
+    assert selector.missing_vectors(without) == []
+    again = await selector.select("Recommend a hiking trail near Chicago.", without)
+    assert [(s.memory.id, s.score) for s in again] == [(s.memory.id, s.score) for s in first]
+
+
+async def test_an_edited_memory_is_scored_by_its_new_text(embedder: Embedder) -> None:
+    """An edit keeps the id and replaces text and vector; a vector seen before the edit must not be reused."""
+    selector = build("embedding", MODELS, embedder)
+    before = memories(UNRELATED, embedder)
+    prompt = "Which trumpet mouthpiece suits jazz?"
+    await selector.select(prompt, before)
+    (vector,) = embedder.embed(["The user plays the trumpet in a jazz band."])
+    edited = before[0].model_copy(update={"text": "The user plays the trumpet in a jazz band.", "embedding": None})
+    out = await selector.select(prompt, [edited, *before[1:]])
+    assert out[0].memory.id == edited.id
+    assert out[0].score == pytest.approx(float(vector @ embedder.embed([prompt])[0]), abs=1e-5)
+
+
 async def test_empty_memory_list_selects_nothing(selector: Selector) -> None:
     assert await selector.select("Any prompt at all?", []) == []
 

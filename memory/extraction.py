@@ -144,6 +144,23 @@ def ground(
     )
 
 
+# A user turn that asks for content to be produced: what it contains is the task's, not the user's (the
+# paper's task-context confusion: "write a cover letter for my friend who has 5 years of marketing
+# experience" does not say the user has them). Politeness and a leading greeting are allowed before the verb.
+_TASK_REQUEST = re.compile(
+    r"^\W*(?:(?:hi|hello|hey|ok|okay|thanks|thank you)\W+)?(?:(?:please|pls|kindly)\W+)?"
+    r"(?:(?:can|could|would|will)\s+you\s+(?:please\s+)?|i\s+(?:need|want)\s+you\s+to\s+|help\s+me\s+)?"
+    r"(?:write|draft|compose|translate|rewrite|re-write|edit|proofread|paraphrase|summari[sz]e|polish|"
+    r"improve|correct|fix\s+the\s+grammar|reply\s+to|respond\s+to|role-?play|pretend)\b",
+    re.IGNORECASE,
+)
+
+
+def task_requests(user_turns: list[tuple[int, str]]) -> set[int]:
+    """User turns that ask for text to be written, translated or edited: never evidence about the user."""
+    return {turn for turn, text in user_turns if _TASK_REQUEST.match(text)}
+
+
 def anchor(statement: str, user_turns: dict[int, str]) -> int | None:
     """The user turn that says what `statement` says, by stemmed content-word overlap; None below the bar.
 
@@ -168,6 +185,8 @@ class Extractor:
         candidates: list[Candidate] = []
         rejected = 0
         scripted = scripted_turns(conversation.user_turns())
+        # requests to write for someone else stay in the prompt (context) but can never be evidence
+        not_evidence = scripted | task_requests(conversation.user_turns())
         for chunk in chunks(conversation, skip=scripted):
             if not any(role == "user" for _, role, _ in chunk):
                 continue
@@ -181,7 +200,7 @@ class Extractor:
                 log.warning("extraction output cut at max_tokens; kept %d complete attributes", len(attributes))
             rejected += malformed
             for attribute in attributes:
-                candidate = ground(attribute, conversation, conversation.conversation_id, scripted)
+                candidate = ground(attribute, conversation, conversation.conversation_id, not_evidence)
                 if candidate is None or candidate.confidence < MIN_CONFIDENCE:
                     rejected += 1
                     continue

@@ -132,7 +132,9 @@ class ExtractionWorker:
                     count=1_000,
                     consumername=self.config.consumer,
                 )
-                ids = [_s(p["message_id"]) for p in owned if _s(p["message_id"]) in waiting]
+                ids: list[str | bytes | int | memoryview] = [
+                    _s(p["message_id"]) for p in owned if _s(p["message_id"]) in waiting
+                ]
                 if ids:
                     await self.redis.xclaim(
                         self.log.stream, self.config.group, self.config.consumer, 0, ids, justid=True

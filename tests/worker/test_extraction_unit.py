@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 from memory.conversations import Conversation
-from memory.extraction import MIN_CONFIDENCE, Extractor, ground, parse, salvage
+from memory.extraction import MIN_CONFIDENCE, Extractor, ground, parse, salvage, task_requests
 from memory.llm import ChatMessage, Completion, TruncatedJSON
 from memory.prompts.extract import ExtractedAttribute
 
@@ -97,6 +97,27 @@ def test_a_misnumbered_citation_is_re_anchored_to_the_user_turn_that_says_it() -
     assert ground(attribute("is a keen sailor", [2]), CONVERSATION, "c1") is None
     # a statement only partly in the user's words stays unsupported
     assert ground(attribute("keeps bees and sells honey at markets", [2]), CONVERSATION, "c1") is None
+
+
+async def test_requests_to_write_for_someone_are_never_evidence() -> None:
+    turns = [
+        "Write a cover letter for my friend who has 5 years of marketing experience.",
+        "Hi! Could you please translate 'I am a doctor' into German?",
+        "can you proofread this: I have lived in Rome for ten years",
+        "I write cover letters for a living.",
+        "Please remember I am vegetarian.",
+        "Editing photos is my hobby.",
+    ]
+    assert task_requests(list(enumerate(turns))) == {0, 1, 2}
+
+    letter = Conversation.model_validate(
+        {"user_id": "u1", "conversation_id": "c9", "messages": [{"role": "user", "content": turns[0]}]}
+    )
+    llm = ScriptedLLM(
+        {"attributes": [{"statement": "has 5 years of marketing experience", "evidence_turns": [0], "confidence": 0.9}]}
+    )
+    report = await Extractor(llm).extract(letter)  # type: ignore[arg-type]
+    assert report.candidates == [] and report.rejected == 1
 
 
 def test_evidence_comes_only_from_user_turns() -> None:

@@ -1,12 +1,12 @@
 """Ingestion through the extraction worker with the embedded model: conversations per second on this machine,
 and where the worker's time goes (LLM calls vs everything else).
 
-    python bench/ingest.py [--conversations 10] [--turns 6] [--threads 1]
+    python bench/ingest.py [--conversations 10] [--turns 6] [--threads 1] [--extractor tuned|base]
 
 The conversations are the first MSC dialogues (../shared/data/extraction/msc, session_1 valid split), the
 first speaker as the user, cut to --turns turns. They take the real path: `ConversationLog.append` into the
 real Redis (a throwaway key prefix), then `ExtractionWorker.run_once` until the stream is drained, with the
-embedded SmolLM2, the embedded Qdrant engine in a temp dir, the ONNX embedder and whatever gate is wired.
+extractor the service is configured with (by default SmolLM2 + the LoRA adapter), the embedded Qdrant engine in a temp dir, the ONNX embedder and whatever gate is wired.
 Only here is the LLM wrapped in a timing proxy. "Everything else" is the worker's wall time minus the time
 spent inside LLM calls: Redis, scripted filter, parsing, grounding, gate, embedding, merge and store commit.
 A conversation the model fails on is dead-lettered after one try (max_attempts 1), so a run stays bounded.
@@ -39,7 +39,6 @@ from service.settings import Settings  # noqa: E402
 from service.wiring import Components, build  # noqa: E402
 
 MSC = ROOT.parent / "shared" / "data" / "extraction" / "msc" / "msc_personasummary" / "session_1" / "valid.txt"
-MODEL_CACHE = ROOT / "var" / "models" / "smollm2"
 RESULTS = ROOT / "bench" / "results" / "ingest.json"
 # issue 3: everything but the LLM should stay under this share of the worker's time
 OTHER_SHARE_TARGET = 0.05
@@ -95,7 +94,7 @@ def msc_conversations(n: int, turns: int) -> list[Conversation]:
 
 async def drain(components: Components, llm: TimedLLM) -> tuple[float, int]:
     """Runs one worker until the stream is empty and nothing is pending; wall seconds and entries handled."""
-    worker = replace(components, llm=llm).worker("bench")
+    worker = replace(components, llm=llm, extractor_llm=llm).worker("bench")
     s = components.settings
     handled = 0
     start = time.perf_counter()
@@ -122,10 +121,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         worker_max_attempts=1,
         worker_claim_idle_ms=500,
         llm_threads=args.threads,
+        extractor=args.extractor,
     )
     components = await build(settings)
-    model = EmbeddedLLM(MODEL_CACHE, threads=args.threads)
-    await model.load()  # loading is start-up cost, not per-conversation work
+    model = components.extractor_llm  # what the service extracts with (by default the LoRA-tuned SmolLM2)
+    if isinstance(model, EmbeddedLLM):
+        await model.load()  # loading is start-up cost, not per-conversation work
     llm = TimedLLM(model)
     try:
         await components.start()
@@ -171,6 +172,7 @@ def main() -> None:
     parser.add_argument("--conversations", type=int, default=10)
     parser.add_argument("--turns", type=int, default=6)
     parser.add_argument("--threads", type=int, default=1, help="torch threads for the embedded model")
+    parser.add_argument("--extractor", choices=["tuned", "base"], default="tuned", help="HEEDFUL_EXTRACTOR")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     result = asyncio.run(run(args))

@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 # Request-path latencies: from a 1 ms health check to a 30 s generation behind a slow LLM.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -122,3 +124,18 @@ def track_latency(histogram: Histogram, **labels: str) -> Iterator[None]:
 def start_metrics_server(port: int) -> None:
     """Serve the default registry on `port` from a daemon thread (workers; the API uses `/metrics`)."""
     start_http_server(port)
+
+
+async def refresh_stream_gauges(redis: Redis, stream: str, group: str, dead_letter_stream: str) -> None:
+    """Reads the stream's state from Redis into the stream gauges (the worker's loop and every API scrape)."""
+    STREAM_LENGTH.set(await redis.xlen(stream))
+    STREAM_DEAD_LETTERS.set(await redis.xlen(dead_letter_stream))
+    try:
+        groups = await redis.xinfo_groups(stream)
+    except ResponseError:  # no stream yet: nothing was ever queued
+        groups = []
+    for info in groups:
+        name = info.get("name")
+        if (name.decode() if isinstance(name, bytes) else name) == group:
+            STREAM_PENDING.set(int(info.get("pending") or 0))
+            STREAM_CONSUMER_LAG.set(int(info.get("lag") or 0))

@@ -268,12 +268,9 @@ class ExtractionWorker:
         if time.monotonic() - self._gauges_at < GAUGE_INTERVAL_S:
             return
         self._gauges_at = time.monotonic()
-        metrics.STREAM_LENGTH.set(await self.redis.xlen(self.log.stream))
-        metrics.STREAM_DEAD_LETTERS.set(await self.redis.xlen(self.config.dead_letter_stream))
-        for group in await self.redis.xinfo_groups(self.log.stream):
-            if _s(group.get("name")) == self.config.group:
-                metrics.STREAM_PENDING.set(int(group.get("pending") or 0))
-                metrics.STREAM_CONSUMER_LAG.set(int(group.get("lag") or 0))
+        await metrics.refresh_stream_gauges(
+            self.redis, self.log.stream, self.config.group, self.config.dead_letter_stream
+        )
 
 
 def _unique(candidates: list[Candidate]) -> list[Candidate]:

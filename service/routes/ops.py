@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from redis.exceptions import RedisError
 
+from memory.metrics import refresh_stream_gauges
 from service.deps import AppDep, ComponentsDep
 
 router = APIRouter(tags=["ops"])
@@ -41,6 +44,12 @@ async def readyz(components: ComponentsDep) -> JSONResponse:
 
 
 @router.get("/metrics", include_in_schema=False)
-async def metrics(_: AppDep) -> Response:
-    """Prometheus exposition; scrape with an app API key as bearer credentials."""
+async def metrics(_: AppDep, components: ComponentsDep) -> Response:
+    """Prometheus exposition; scrape with an app API key as bearer credentials.
+
+    The stream gauges are read from Redis on each scrape, so they are current even while this process's
+    worker is busy with a long batch (or when no worker runs here)."""
+    s = components.settings
+    with contextlib.suppress(RedisError):  # Redis away: the last values stay, the other metrics still serve
+        await refresh_stream_gauges(components.redis, s.stream_key, s.consumer_group, s.dead_letter_stream)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -1,15 +1,25 @@
 """Verifier checks per second: ONNX int8 (what the worker runs) vs PyTorch fp32, batch 1 and 32.
 
-    python bench/verifier_speed.py [--pairs 512] [--single 128] [--threads 1]
+    python bench/verifier.py [--pairs 512] [--single 128] [--threads 1]
 
 Pairs are a random sample of the val split (real snippet lengths: partner turn + user turn).
-Batch 32 sends 32 pairs per call in sample order, as the worker does with one chunk's
-attributes; each backend pads a call's batches to their own longest pair. The PyTorch side
-loads the training checkpoint (var/verifier/checkpoint, from `heedful train verifier`).
-Writes bench/results/verifier_speed.json.
+"calls" rows send `batch` pairs per call in sample order, each call padded to its longest pair;
+"sorted" rows send the whole sample in one call, which the runtime sorts by length into batches of 32
+(length-bucketed batching, as the worker's gate does with a batch's attributes). The PyTorch side
+loads the training checkpoint (var/verifier/checkpoint, from `heedful train verifier`); the checkpoint is
+not committed (90 MB), so on a fresh clone the PyTorch side runs the same architecture from the bundled base
+model with an untrained 2-way head: the same computation, so the same speed, but its scores mean nothing
+(the ONNX/PyTorch agreement is measured at export and reported in models/verifier/README.md).
+Writes bench/results/verifier.json.
 """
 
 from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+if not __package__:  # run as `python bench/verifier.py`: this file's folder would shadow the verifier package
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 import argparse
 import json
@@ -18,7 +28,6 @@ import platform
 import random
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import numpy as np
 
@@ -29,7 +38,7 @@ from verifier.runtime import Verifier
 ROOT = Path(__file__).resolve().parents[1]
 MODEL_DIR = ROOT / "models" / "verifier"
 CHECKPOINT = ROOT / "var" / "verifier" / "checkpoint"
-RESULTS = ROOT / "bench" / "results" / "verifier_speed.json"
+RESULTS = ROOT / "bench" / "results" / "verifier.json"
 
 Pairs = Sequence[tuple[str, str]]
 
@@ -39,10 +48,14 @@ def torch_scorer(checkpoint: Path, threads: int, max_length: int, pad_id: int) -
 
     from verifier.onnx_export import load_checkpoint
     from verifier.torch_scoring import torch_scores
+    from verifier.train import default_base
 
     torch.set_num_threads(threads)
+    if not (checkpoint / "config.json").is_file():
+        print(f"no checkpoint at {checkpoint}: timing the same architecture from the base model (speed only)")
+        checkpoint = Path(default_base())
     model = load_checkpoint(checkpoint)
-    tokenizer = load_tokenizer(checkpoint / "tokenizer.json", max_length)
+    tokenizer = load_tokenizer(MODEL_DIR / "tokenizer.json", max_length)
     return lambda pairs: torch_scores(model, tokenizer, pairs, pad_id, batch_size=32)
 
 
@@ -57,6 +70,20 @@ def rate(score: Callable[[Pairs], list[float]], pairs: Pairs, batch: int) -> dic
         score(call)
         times.append(time.perf_counter() - start)
     return {"pairs_per_s": len(pairs) / sum(times), "p50_ms_per_call": 1000 * float(np.median(times))}
+
+
+def rate_sorted(score: Callable[[Pairs], list[float]], pairs: Pairs, repeats: int = 3) -> dict[str, float]:
+    """All pairs in one call: the runtime sorts them by length and pads each batch of 32 to its own longest,
+    as it does for a worker batch's attributes. A call of 32 pairs in arrival order (the "calls" rows) pads
+    all of them to the longest of a random mix, up to 256 tokens, which is most of its cost."""
+    score(pairs[:32])  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        score(pairs)
+        times.append(time.perf_counter() - start)
+    median = float(np.median(times))
+    return {"pairs_per_s": len(pairs) / median, "p50_ms_per_call": 1000 * median}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -79,12 +106,25 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     for batch, pairs in ((1, sample[: args.single]), (32, sample)):
         for name, score in scorers.items():
-            rows.append({"backend": name, "batch": batch, "pairs": len(pairs), **rate(score, pairs, batch)})
+            rows.append(
+                {"backend": name, "batch": batch, "mode": "calls", "pairs": len(pairs), **rate(score, pairs, batch)}
+            )
+    for name, score in scorers.items():
+        rows.append(
+            {"backend": name, "batch": 32, "mode": "sorted", "pairs": len(sample), **rate_sorted(score, sample)}
+        )
 
-    print(f"{'backend':12} {'batch':>5} {'pairs':>6} {'pairs/s':>9} {'p50 ms/call':>12}")
+    print(f"{'backend':12} {'batch':>5} {'mode':>7} {'pairs':>6} {'pairs/s':>9} {'p50 ms/call':>12}")
     for r in rows:
-        print(f"{r['backend']:12} {r['batch']:5d} {r['pairs']:6d} {r['pairs_per_s']:9.1f} {r['p50_ms_per_call']:12.1f}")
+        print(
+            f"{r['backend']:12} {r['batch']:5d} {r['mode']:>7} {r['pairs']:6d} {r['pairs_per_s']:9.1f} "
+            f"{r['p50_ms_per_call']:12.1f}"
+        )
     result = {
+        "command": "python bench/verifier.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "torch_weights": str(args.checkpoint)
+        if (args.checkpoint / "config.json").is_file()
+        else "base model with an untrained head (speed only)",
         "threads": args.threads,
         "cpu_count": os.cpu_count(),
         "machine": platform.machine(),

@@ -1,6 +1,6 @@
 """The paper's Table 3 on the pilot val split: every selector backend against the human labels.
 
-    python -m selector.evaluate [--data FILE] [--json] [--seeds 0,1,2] [--write]
+    python -m selector.evaluate [--data FILE] [--json] [--seeds 0,1,2] [--llm-rows base,grpo [--write-card]]
 
 Each user x prompt in the file becomes one `select` call over that user's attributes, stored as
 Memory objects with their embeddings precomputed (as the store holds them), so the numbers come
@@ -14,9 +14,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import random
 import statistics
+import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +26,7 @@ import numpy as np
 
 from memory.embeddings import Embedder
 from memory.model import Memory
-from selector import Selector
+from selector import Selection, Selector
 from selector.calibration import rule_from_dict
 from selector.data import DEFAULT_DATA_DIR
 from selector.metrics import BinaryMetrics, binary_metrics
@@ -156,6 +158,71 @@ def seed_rows(
     return out
 
 
+LLM_ROWS = {
+    "base": "SmolLM2-135M (llm backend)",
+    "grpo": "SmolLM2-135M + GRPO LoRA (llm backend)",
+}
+
+
+def item_subset(groups: list[EvalGroup], n: int, seed: int = 0) -> list[EvalGroup]:
+    """A fixed seeded sample of `n` items across all groups (0: every item), grouped as before."""
+    items = [(gi, mi) for gi, g in enumerate(groups) for mi in range(len(g.memories))]
+    if n <= 0 or n >= len(items):
+        return groups
+    keep = set(random.Random(seed).sample(items, n))
+    out = []
+    for gi, g in enumerate(groups):
+        idx = [mi for mi in range(len(g.memories)) if (gi, mi) in keep]
+        if idx:
+            out.append(EvalGroup(g.sample_index, g.prompt, [g.memories[i] for i in idx], g.labels[idx]))
+    return out
+
+
+async def _select_all(
+    selector: Selector, groups: list[EvalGroup], close: Callable[[], Awaitable[None]]
+) -> list[Selection]:
+    """Each group's selections in its memories' order."""
+    out: list[Selection] = []
+    try:
+        for g in groups:
+            by_id = {s.memory.id: s for s in await selector.select(g.prompt, g.memories)}
+            out += [by_id[m.id] for m in g.memories]
+    finally:
+        await close()
+    return out
+
+
+def llm_rows(args: argparse.Namespace, groups: list[EvalGroup]) -> dict[str, dict[str, float]]:
+    """The `llm` backend on the embedded SmolLM2, without and with the GRPO adapter (one generation per item)."""
+    import time
+
+    from memory.extractor_train import BASE_CACHE
+    from memory.llm.embedded import EmbeddedLLM
+    from selector.llm import SCORE_UNPARSED, LLMSelector
+
+    subset = item_subset(groups, args.llm_items)
+    labels = np.concatenate([g.labels for g in subset])
+    out: dict[str, dict[str, float]] = {}
+    for key in args.llm_rows.split(","):
+        adapter = args.adapter if key == "grpo" else None
+        llm = EmbeddedLLM(BASE_CACHE, threads=args.llm_threads, adapter_dir=adapter)
+        selector = LLMSelector(llm, max_tokens=args.llm_max_tokens)
+        started = time.monotonic()
+        chosen = asyncio.run(
+            _select_all(selector, subset, llm.aclose)
+        )  # one loop: the selector's semaphore lives in it
+        predicted = [s.relevant for s in chosen]
+        parsed = [s.score != SCORE_UNPARSED for s in chosen]
+        metrics = binary_metrics(labels, np.array(predicted)).as_dict()
+        out[LLM_ROWS[key]] = {
+            **metrics,
+            "parsable": float(np.mean(parsed)),
+            "human_rate": float(labels.mean()),
+            "minutes": round((time.monotonic() - started) / 60, 1),
+        }
+    return out
+
+
 def mean_sd(runs: list[BinaryMetrics]) -> dict[str, float]:
     out: dict[str, float] = {}
     for key in ("accuracy", "precision", "recall", "f1", "selection_rate"):
@@ -192,6 +259,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="training data for seed reruns")
     parser.add_argument("--models", type=Path, default=Path("models"))
     parser.add_argument("--seeds", default="", help="comma-separated seeds to retrain the classifier variants with")
+    parser.add_argument("--llm-rows", default="", help="comma-separated: base, grpo (embedded SmolLM2, slow)")
+    parser.add_argument("--llm-items", type=int, default=0, help="a fixed seeded sample of this many items (0: all)")
+    parser.add_argument("--llm-max-tokens", type=int, default=48, help="completion budget (the GRPO training one)")
+    parser.add_argument("--llm-threads", type=int, default=1)
+    parser.add_argument("--adapter", type=Path, default=Path("models/selector-grpo"))
+    parser.add_argument("--write-card", action="store_true", help="merge the llm rows into the adapter's card")
     parser.add_argument("--json", action="store_true", help="print one JSON object keyed by backend")
     parser.add_argument("--out-json", type=Path, help="also write the JSON here")
     return parser.parse_args(argv)
@@ -210,9 +283,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.seeds:
         for name, runs in seed_rows(args, embedder, groups, [int(s) for s in args.seeds.split(",")]).items():
             rows[name] = mean_sd(runs)
+    measured = llm_rows(args, groups) if args.llm_rows else {}
+    rows.update(measured)
+    if measured:  # minutes of generation: never lose them to a later error
+        print(json.dumps(measured), file=sys.stderr)
+    if measured and args.write_card:
+        from selector.grpo_card import merge_eval, write_card
+
+        command = " ".join(["heedful eval selector", *(sys.argv[1:] if argv is None else argv)])
+        merge_eval(args.adapter, measured, {"command": command, "max_tokens": args.llm_max_tokens})
+        write_card(args.adapter)
     for name, metrics in reference_rows(groups, args.data_dir / "llm_labels").items():
         rows[f"reference: {name}"] = metrics.as_dict() if metrics else None
     table = render(rows, float(labels.mean()), args.data_file)
+    if measured and args.llm_items:
+        rate = next(iter(measured.values()))["human_rate"]
+        table += f"\n\nllm rows: a fixed sample of {args.llm_items} items (seed 0), human rate {rate:.3f} on them."
     doc = {"data": str(args.data_file), "human_selection_rate": float(labels.mean()), "n": len(labels), "rows": rows}
     if args.out_json:
         args.out_json.write_text(json.dumps(doc, indent=2) + "\n")

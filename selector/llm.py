@@ -49,11 +49,19 @@ def parse_answer(text: str) -> bool | None:
     return found[-1].lower() == "yes"
 
 
+def final_answer(text: str) -> bool | None:
+    """The answer only when the last non-empty line is the 'Answer: YES/NO' line the format asks for."""
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    found = _ANSWER_LINE.findall(lines[-1]) if lines else []
+    return found[-1].lower() == "yes" if found else None
+
+
 class LLMSelector:
     name = "llm"
 
-    def __init__(self, llm: LLM, max_concurrency: int = MAX_CONCURRENCY):
+    def __init__(self, llm: LLM, max_concurrency: int = MAX_CONCURRENCY, max_tokens: int = MAX_TOKENS):
         self._llm = llm
+        self._max_tokens = max_tokens
         self._slots = asyncio.Semaphore(max_concurrency)
 
     def missing_vectors(self, memories: list[Memory]) -> list[Memory]:
@@ -61,7 +69,7 @@ class LLMSelector:
 
     async def judge(self, prompt: str, attribute: str) -> bool | None:
         async with self._slots:
-            completion = await self._llm.complete(messages_for(prompt, attribute), max_tokens=MAX_TOKENS)
+            completion = await self._llm.complete(messages_for(prompt, attribute), max_tokens=self._max_tokens)
         return parse_answer(completion.text)
 
     async def select(self, prompt: str, memories: list[Memory]) -> list[Selection]:

@@ -15,6 +15,7 @@ from service.settings import get_settings
 TRAINERS = {
     ("train", "verifier"): "verifier.train",
     ("train", "selector-classifier"): "selector.train",
+    ("train", "selector-grpo"): "selector.grpo",
     ("train", "extractor"): "memory.extractor_train",
     ("build", "embedder"): "memory.embedder_export",
     ("build", "verifier-onnx"): "verifier.export",

@@ -125,12 +125,18 @@ def ground(
 ) -> Candidate | None:
     """Keeps only evidence from the user's own (non-templated) turns, quoted; no such evidence, no candidate.
 
-    When none of the cited turns is the user's, the citation is re-anchored to the user turn holding most
-    of the statement's content words, if one holds at least ANCHOR_MIN_OVERLAP of them (`anchor`)."""
+    When none of the cited turns is the user's, the citation may be a numbering slip: it is re-anchored to
+    the user turn holding most of the statement's content words (`anchor`), unless a cited turn holds as
+    many (then the model took the statement from that turn, and it is dropped)."""
     user_turns = {t: text for t, text in conversation.user_turns() if t not in (skip or set())}
     turns = sorted({t for t in attribute.evidence_turns if t in user_turns})
     if not turns:
-        anchored = anchor(attribute.statement, user_turns)
+        cited = [
+            conversation.messages[t].content
+            for t in sorted(set(attribute.evidence_turns))
+            if 0 <= t < len(conversation.messages)
+        ]
+        anchored = anchor(attribute.statement, user_turns, cited) if cited else None
         if anchored is None:
             return None
         turns = [anchored]
@@ -161,19 +167,29 @@ def task_requests(user_turns: list[tuple[int, str]]) -> set[int]:
     return {turn for turn, text in user_turns if _TASK_REQUEST.match(text)}
 
 
-def anchor(statement: str, user_turns: dict[int, str]) -> int | None:
-    """The user turn that says what `statement` says, by stemmed content-word overlap; None below the bar.
+def anchor(statement: str, user_turns: dict[int, str], cited: list[str]) -> int | None:
+    """The user turn that says what `statement` says, by stemmed content-word overlap; None below the bar,
+    or when one of the turns the model `cited` (the assistant's, the app's, a templated or task turn) says
+    it as fully: then that turn is the statement's source, and it is not the user's word.
 
     Small extractors misnumber turns: the LoRA adapter (models/extractor) cites turn 1 whatever the order
-    of the speakers. The words decide instead, and only among the user's own turns: a trait the assistant
-    claimed has no user turn with its words and stays dropped, and the verifier judges the re-anchored
-    pair like any other before anything is stored."""
+    of the speakers. The words decide instead, and only among the user's own turns; the verifier judges the
+    re-anchored pair like any other before anything is stored. "The user" is how statements are phrased,
+    not content, so it does not count."""
+    subject = _STATEMENT_SUBJECT.sub(" ", statement)
     best, best_share = None, 0.0
     for turn, text in user_turns.items():
-        share = stemmed_overlap_share(statement, text)
+        share = stemmed_overlap_share(subject, text)
         if share > best_share:
             best, best_share = turn, share
-    return best if best_share >= ANCHOR_MIN_OVERLAP else None
+    if best_share < ANCHOR_MIN_OVERLAP:
+        return None
+    if any(stemmed_overlap_share(subject, text) >= best_share for text in cited):
+        return None
+    return best
+
+
+_STATEMENT_SUBJECT = re.compile(r"\b(?:the\s+)?users?\b", re.IGNORECASE)
 
 
 class Extractor:

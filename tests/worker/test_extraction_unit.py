@@ -97,6 +97,12 @@ def test_a_misnumbered_citation_is_re_anchored_to_the_user_turn_that_says_it() -
     assert ground(attribute("is a keen sailor", [2]), CONVERSATION, "c1") is None
     # a statement only partly in the user's words stays unsupported
     assert ground(attribute("keeps bees and sells honey at markets", [2]), CONVERSATION, "c1") is None
+    # the cited assistant turn says it as fully as the user's: the model took it from the assistant
+    echoed = CONVERSATION.model_copy(deep=True)
+    echoed.messages[2].content = "Keeping bees on weekends sounds lovely!"
+    assert ground(attribute("keeps bees on weekends", [2]), echoed, "c1") is None
+    # a citation of no turn at all is not a numbering slip
+    assert ground(attribute("keeps bees", [9]), CONVERSATION, "c1") is None
 
 
 async def test_requests_to_write_for_someone_are_never_evidence() -> None:

@@ -1,15 +1,21 @@
 """Selection latency per backend, side by side: one user with N memories, p50 / p99 per select call.
 
-    python bench/selector_latency.py [--sizes 50,200,1000] [--runs 200] [--threads 1]
+    python bench/selector.py [--sizes 50,200,1000] [--runs 200] [--threads 1]
 
 Memories carry precomputed embeddings (as the store returns them); each call embeds the prompt
 and scores every memory, through the same `select` the API awaits. Two prompts: a short one and
 the pilot val prompt (~130 tokens), since prompt length drives the embedding cost. The LLM
 backend is not timed here: its cost is the LLM server's, one request per memory.
-Writes bench/results/selector_latency.json.
+Writes bench/results/selector.json.
 """
 
 from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+if not __package__:  # run as `python bench/selector.py`: this file's folder would shadow the selector package
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 import argparse
 import asyncio
@@ -19,7 +25,6 @@ import platform
 import random
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 
@@ -70,7 +75,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads")
     parser.add_argument("--models", type=Path, default=ROOT / "models")
     parser.add_argument("--data", type=Path, default=DATA)
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "selector_latency.json")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "selector.json")
     return parser.parse_args(argv)
 
 

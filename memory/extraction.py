@@ -240,8 +240,9 @@ class Extractor:
             attributes, _ = parse(completion.text)
         except TruncatedJSON as cut:
             attributes, _ = salvage(cut.text)
+        not_evidence = scripted_turns(conversation.user_turns()) | task_requests(conversation.user_turns())
         for attribute in attributes[:1]:
-            revised = ground(attribute, conversation, conversation.conversation_id)
+            revised = ground(attribute, conversation, conversation.conversation_id, not_evidence)
             if revised is not None and revised.confidence >= MIN_CONFIDENCE:
                 return revised
         return None

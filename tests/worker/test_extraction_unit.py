@@ -124,6 +124,9 @@ async def test_requests_to_write_for_someone_are_never_evidence() -> None:
     )
     report = await Extractor(llm).extract(letter)  # type: ignore[arg-type]
     assert report.candidates == [] and report.rejected == 1
+    flagged = ground(attribute("writes cover letters", [0]), letter, "c9")
+    assert flagged is not None, "without the task filter the turn would support it"
+    assert await Extractor(llm).revise(flagged, letter, "not supported") is None, "nor in a revision"  # type: ignore[arg-type]
 
 
 def test_evidence_comes_only_from_user_turns() -> None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 
 from memory.conversations import Conversation
-from memory.llm import LLM, TruncatedJSON
+from memory.llm import LLM, ChatMessage, TruncatedJSON
 from memory.model import Evidence, MemoryKind
 from memory.prompts import extract
 from memory.scripted import scripted_turns
@@ -192,6 +192,10 @@ def anchor(statement: str, user_turns: dict[int, str], cited: list[str]) -> int 
 _STATEMENT_SUBJECT = re.compile(r"\b(?:the\s+)?users?\b", re.IGNORECASE)
 
 
+# valid attributes, and how many items were malformed (named here: inside Extractor, `extract` is its method)
+Parsed = tuple[list[extract.ExtractedAttribute], int]
+
+
 class Extractor:
     def __init__(self, llm: LLM, *, max_tokens: int = EXTRACTION_MAX_TOKENS) -> None:
         self.llm = llm
@@ -201,19 +205,11 @@ class Extractor:
         candidates: list[Candidate] = []
         rejected = 0
         scripted = scripted_turns(conversation.user_turns())
-        # requests to write for someone else stay in the prompt (context) but can never be evidence
-        not_evidence = scripted | task_requests(conversation.user_turns())
+        not_evidence = _not_evidence(conversation, scripted)
         for chunk in chunks(conversation, skip=scripted):
             if not any(role == "user" for _, role, _ in chunk):
                 continue
-            try:
-                completion = await self.llm.complete(
-                    extract.messages(chunk), max_tokens=self.max_tokens, json_schema=extract.json_schema()
-                )
-                attributes, malformed = parse(completion.text)
-            except TruncatedJSON as cut:
-                attributes, malformed = salvage(cut.text)
-                log.warning("extraction output cut at max_tokens; kept %d complete attributes", len(attributes))
+            attributes, malformed = await self._attributes(extract.messages(chunk))
             rejected += malformed
             for attribute in attributes:
                 candidate = ground(attribute, conversation, conversation.conversation_id, not_evidence)
@@ -233,16 +229,29 @@ class Extractor:
             f"\n\nA previous answer proposed: {candidate.text!r}. Verdict: {verdict} "
             "Revise it to what the user actually said, or return an empty list to drop it. Return at most 1."
         )
-        try:
-            completion = await self.llm.complete(
-                messages, max_tokens=self.max_tokens, json_schema=extract.json_schema()
-            )
-            attributes, _ = parse(completion.text)
-        except TruncatedJSON as cut:
-            attributes, _ = salvage(cut.text)
-        not_evidence = scripted_turns(conversation.user_turns()) | task_requests(conversation.user_turns())
+        attributes, _ = await self._attributes(messages)
+        not_evidence = _not_evidence(conversation, scripted_turns(conversation.user_turns()))
         for attribute in attributes[:1]:
             revised = ground(attribute, conversation, conversation.conversation_id, not_evidence)
             if revised is not None and revised.confidence >= MIN_CONFIDENCE:
                 return revised
         return None
+
+    async def _attributes(self, messages: list[ChatMessage]) -> Parsed:
+        """The model's attributes and how many items were malformed; an answer cut at max_tokens keeps its
+        complete items."""
+        try:
+            completion = await self.llm.complete(
+                messages, max_tokens=self.max_tokens, json_schema=extract.json_schema()
+            )
+        except TruncatedJSON as cut:
+            attributes, malformed = salvage(cut.text)
+            log.warning("extraction output cut at max_tokens; kept %d complete attributes", len(attributes))
+            return attributes, malformed
+        return parse(completion.text)
+
+
+def _not_evidence(conversation: Conversation, scripted: set[int]) -> set[int]:
+    """User turns that can never be evidence: templated ones, and requests to write for someone else (those
+    stay in the prompt as context)."""
+    return scripted | task_requests(conversation.user_turns())

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 from redis.asyncio import Redis
@@ -126,10 +127,19 @@ def start_metrics_server(port: int) -> None:
     start_http_server(port)
 
 
-async def refresh_stream_gauges(redis: Redis, stream: str, group: str, dead_letter_stream: str) -> None:
-    """Reads the stream's state from Redis into the stream gauges (the worker's loop and every API scrape)."""
-    STREAM_LENGTH.set(await redis.xlen(stream))
-    STREAM_DEAD_LETTERS.set(await redis.xlen(dead_letter_stream))
+@dataclass(frozen=True)
+class StreamState:
+    """The conversation stream as Redis sees it, shared by every API process and worker."""
+
+    length: int
+    pending: int | None  # delivered to the consumer group, not yet acknowledged; None: no group yet
+    lag: int | None  # not yet delivered to the group; None: no group, or Redis cannot tell
+    dead_letters: int
+
+
+async def read_stream_state(redis: Redis, stream: str, group: str, dead_letter_stream: str) -> StreamState:
+    pending: int | None = None
+    lag: int | None = None
     try:
         groups = await redis.xinfo_groups(stream)
     except ResponseError:  # no stream yet: nothing was ever queued
@@ -137,5 +147,21 @@ async def refresh_stream_gauges(redis: Redis, stream: str, group: str, dead_lett
     for info in groups:
         name = info.get("name")
         if (name.decode() if isinstance(name, bytes) else name) == group:
-            STREAM_PENDING.set(int(info.get("pending") or 0))
-            STREAM_CONSUMER_LAG.set(int(info.get("lag") or 0))
+            pending = int(info.get("pending") or 0)
+            lag = None if info.get("lag") is None else int(info["lag"])
+    return StreamState(
+        length=int(await redis.xlen(stream)),
+        pending=pending,
+        lag=lag,
+        dead_letters=int(await redis.xlen(dead_letter_stream)),
+    )
+
+
+async def refresh_stream_gauges(redis: Redis, stream: str, group: str, dead_letter_stream: str) -> None:
+    """Reads the stream's state from Redis into the stream gauges (the worker's loop and every API scrape)."""
+    state = await read_stream_state(redis, stream, group, dead_letter_stream)
+    STREAM_LENGTH.set(state.length)
+    STREAM_DEAD_LETTERS.set(state.dead_letters)
+    if state.pending is not None:
+        STREAM_PENDING.set(state.pending)
+        STREAM_CONSUMER_LAG.set(state.lag or 0)

@@ -15,7 +15,6 @@ from fastapi import APIRouter
 from prometheus_client.metrics import MetricWrapperBase
 from pydantic import BaseModel, Field
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
 
 from memory.metrics import (
     ATTRIBUTES_EXTRACTED,
@@ -26,6 +25,7 @@ from memory.metrics import (
     SELECTOR_CONSIDERED,
     SELECTOR_SELECTED,
     VERIFIER_ATTRIBUTES,
+    read_stream_state,
 )
 from service.deps import AppDep, ComponentsDep
 from service.settings import Settings
@@ -132,22 +132,8 @@ async def ops_stats(app: AppDep, components: ComponentsDep) -> OpsStats:
 
 async def read_stream(redis: Redis, settings: Settings, app_id: str) -> tuple[StreamStats, list[DeadLetter]]:
     """Stream figures for the deployment; dead letters only of `app_id`'s users (another app's are not its to see)."""
-    pending: int | None = None
-    lag: int | None = None
-    try:
-        groups = await redis.xinfo_groups(settings.stream_key)
-    except ResponseError:  # no stream yet: nothing was ever queued
-        groups = []
-    for group in groups:
-        if _text(group["name"]) == settings.consumer_group:
-            pending = int(group["pending"])
-            lag = None if group.get("lag") is None else int(group["lag"])
-    stream = StreamStats(
-        length=int(await redis.xlen(settings.stream_key)),
-        pending=pending,
-        lag=lag,
-        dead_letters=int(await redis.xlen(settings.dead_letter_stream)),
-    )
+    state = await read_stream_state(redis, settings.stream_key, settings.consumer_group, settings.dead_letter_stream)
+    stream = StreamStats(length=state.length, pending=state.pending, lag=state.lag, dead_letters=state.dead_letters)
     latest = await redis.xrevrange(settings.dead_letter_stream, count=DEAD_LETTERS_SCANNED)
     own = [(entry_id, fields or {}) for entry_id, fields in latest or [] if _of_app(fields or {}, app_id)]
     return stream, [dead_letter(_text(entry_id), fields) for entry_id, fields in own[:DEAD_LETTERS_SHOWN]]

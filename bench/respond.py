@@ -9,7 +9,9 @@ as a generating request and returns the system prompt instead of an answer.
 One run, same users, same prompts (the task6 prompts, in turn), requests one after another:
 1. in-process, interleaved per request: `Responder.plan` with the `classifier` and `embedding`
    selectors (its own timings: load = the store read of the user's active memories, select), and the
-   approach of mem0 and similar systems: embed the prompt, `store.search` top-5, no selector;
+   approach of mem0 and similar systems: embed the prompt, `store.search` top-5, no selector; and the
+   classifier path with the prompt embedded after the store read instead of beside it (the Responder
+   before it overlapped the two);
 2. `heedful serve` as a real process on the same store: POST /respond, generate false, for both
    selectors: the server's load/select timings and the client's end-to-end latency; and GET /healthz
    on the same connection, the floor any request pays on this machine.
@@ -47,9 +49,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere
 
 from memory.conversations import tenant_id  # noqa: E402
-from memory.model import Memory  # noqa: E402
+from memory.model import Memory, MemoryStatus  # noqa: E402
+from memory.store import MemoryFilter  # noqa: E402
 from service.auth import KEY_PREFIX, hash_key  # noqa: E402
-from service.respond import Responder, Turn  # noqa: E402
+from service.respond import MAX_CONSIDERED, Responder, Turn  # noqa: E402
 from service.respond_eval import DATA_FILE, eval_settings, purge  # noqa: E402
 from service.settings import Settings, get_settings  # noqa: E402
 from service.wiring import Components, build  # noqa: E402
@@ -62,6 +65,7 @@ WARMUP_PER_USER = 3
 SERVER_START_TIMEOUT_S = 90
 # The same client and server doing nothing: what any request costs on this machine before heedful's work.
 HTTP_FLOOR = "GET /healthz over HTTP (floor)"
+SEQUENTIAL = "heedful classifier, prompt embedded after the read"
 
 
 def user_profiles(path: Path, users: int, size: int) -> list[list[str]]:
@@ -116,8 +120,10 @@ async def in_process(
     responder = Responder(components)
     samples: dict[str, dict[str, list[float]]] = {
         **{f"heedful {b}": {"load": [], "select": [], "total": []} for b in BACKENDS},
+        SEQUENTIAL: {"load": [], "select": [], "total": []},
         f"similarity top-{TOP_K}": {"embed": [], "search": [], "total": []},
     }
+    active = MemoryFilter(status=MemoryStatus.active)
     for i in range(-WARMUP_PER_USER * len(tenants), requests):
         if time.monotonic() > deadline:
             break
@@ -131,6 +137,17 @@ async def in_process(
                 row["load"].append(plan.timings_ms["load"])
                 row["select"].append(plan.timings_ms["select"])
                 row["total"].append(total)
+        # The same read and selection with the prompt embedded after the read, as before the overlap.
+        started = time.perf_counter()
+        page = await components.store.page(tenant, active, limit=MAX_CONSIDERED, with_vectors=False)
+        loaded = time.perf_counter()
+        await components.selector("classifier").select(prompt, page.memories)
+        done = time.perf_counter()
+        if i >= 0:
+            row = samples[SEQUENTIAL]
+            row["load"].append(ms(started, loaded))
+            row["select"].append(ms(loaded, done))
+            row["total"].append(ms(started, done))
         started = time.perf_counter()
         (vector,) = await components.embed([prompt])
         embedded = time.perf_counter()

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 from memory.model import Memory
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from memory.embeddings import Embedder
     from memory.llm import LLM
 
@@ -37,6 +39,9 @@ class Selection:
 
 class Selector(Protocol):
     name: str
+    # True when `select` embeds the prompt: a caller may compute that vector ahead, beside its store
+    # read, and pass it as `prompt_vector` (the Responder does; it saves the embedding's time per request).
+    embeds_prompt: bool
 
     def missing_vectors(self, memories: list[Memory]) -> list[Memory]:
         """The memories whose stored vectors `select` needs and this selector does not hold yet.
@@ -46,7 +51,9 @@ class Selector(Protocol):
         """
         ...
 
-    async def select(self, prompt: str, memories: list[Memory]) -> list[Selection]: ...
+    async def select(
+        self, prompt: str, memories: list[Memory], prompt_vector: np.ndarray | None = None
+    ) -> list[Selection]: ...
 
 
 class UnknownBackend(ValueError):

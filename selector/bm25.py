@@ -54,6 +54,7 @@ def bm25_scores(query: str, documents: list[str]) -> np.ndarray:
 
 class BM25Selector:
     name = "bm25"
+    embeds_prompt = False
 
     def __init__(self, rule: DecisionRule):
         self.rule = rule
@@ -68,7 +69,10 @@ class BM25Selector:
     def score(self, prompt: str, memories: list[Memory]) -> np.ndarray:
         return bm25_scores(prompt, [m.text for m in memories])
 
-    async def select(self, prompt: str, memories: list[Memory]) -> list[Selection]:
+    async def select(
+        self, prompt: str, memories: list[Memory], prompt_vector: np.ndarray | None = None
+    ) -> list[Selection]:
+        """`prompt_vector` is not used: BM25 reads words."""
         if not memories:
             return []
         # Pure Python: a user with thousands of memories would otherwise stall the loop.

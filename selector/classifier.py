@@ -86,6 +86,7 @@ class MemoryVectors:
 
 class ClassifierSelector:
     name = "classifier"
+    embeds_prompt = True
 
     def __init__(self, head: ort.InferenceSession, rule: DecisionRule, embedder: Embedder):
         self._head = head
@@ -104,16 +105,22 @@ class ClassifierSelector:
     def missing_vectors(self, memories: list[Memory]) -> list[Memory]:
         return self._memory_vectors.missing(memories)
 
-    def score(self, prompt: str, memories: list[Memory]) -> np.ndarray:
-        """Probability that each memory should change the answer (CPU-bound: call off the loop)."""
-        prompt_vector = self._embedder.embed([prompt])
+    def score(self, prompt: str, memories: list[Memory], prompt_vector: np.ndarray | None = None) -> np.ndarray:
+        """Probability that each memory should change the answer (CPU-bound: call off the loop).
+
+        `prompt_vector` is the prompt's embedding when the caller already has it (embedded here if None).
+        """
+        vector = self._embedder.embed([prompt])[0] if prompt_vector is None else prompt_vector
         (scores,) = self._head.run(
-            ["scores"], {"prompt": prompt_vector, "memories": self._memory_vectors.matrix(memories)}
+            ["scores"],
+            {"prompt": vector.reshape(1, -1).astype(np.float32), "memories": self._memory_vectors.matrix(memories)},
         )
         return np.asarray(scores, dtype=np.float32)
 
-    async def select(self, prompt: str, memories: list[Memory]) -> list[Selection]:
+    async def select(
+        self, prompt: str, memories: list[Memory], prompt_vector: np.ndarray | None = None
+    ) -> list[Selection]:
         if not memories:
             return []
-        scores = await asyncio.to_thread(self.score, prompt, memories)
+        scores = await asyncio.to_thread(self.score, prompt, memories, prompt_vector)
         return selections(memories, scores.tolist(), self.rule.decide(scores).tolist())

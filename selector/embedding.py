@@ -21,6 +21,7 @@ from selector.classifier import MemoryVectors
 
 class EmbeddingSelector:
     name = "embedding"
+    embeds_prompt = True
 
     def __init__(self, embedder: Embedder, rule: DecisionRule):
         self._embedder = embedder
@@ -35,12 +36,14 @@ class EmbeddingSelector:
     def missing_vectors(self, memories: list[Memory]) -> list[Memory]:
         return self._memory_vectors.missing(memories)
 
-    def score(self, prompt: str, memories: list[Memory]) -> np.ndarray:
-        prompt_vector = self._embedder.embed([prompt])[0]
-        return self._memory_vectors.matrix(memories) @ prompt_vector
+    def score(self, prompt: str, memories: list[Memory], prompt_vector: np.ndarray | None = None) -> np.ndarray:
+        vector = self._embedder.embed([prompt])[0] if prompt_vector is None else prompt_vector
+        return self._memory_vectors.matrix(memories) @ vector
 
-    async def select(self, prompt: str, memories: list[Memory]) -> list[Selection]:
+    async def select(
+        self, prompt: str, memories: list[Memory], prompt_vector: np.ndarray | None = None
+    ) -> list[Selection]:
         if not memories:
             return []
-        scores = await asyncio.to_thread(self.score, prompt, memories)
+        scores = await asyncio.to_thread(self.score, prompt, memories, prompt_vector)
         return selections(memories, scores.tolist(), self.rule.decide(scores).tolist())

@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import re
+from typing import TYPE_CHECKING
 
 from memory.llm import LLM, ChatMessage
 from memory.model import Memory
 from selector import Selection, selections
+
+if TYPE_CHECKING:
+    import numpy as np
 
 # The paper's annotation instruction (Appendix I.8), as quoted in issue 5.
 INSTRUCTION = (
@@ -58,6 +62,7 @@ def final_answer(text: str) -> bool | None:
 
 class LLMSelector:
     name = "llm"
+    embeds_prompt = False
 
     def __init__(self, llm: LLM, max_concurrency: int = MAX_CONCURRENCY, max_tokens: int = MAX_TOKENS):
         self._llm = llm
@@ -72,7 +77,10 @@ class LLMSelector:
             completion = await self._llm.complete(messages_for(prompt, attribute), max_tokens=self._max_tokens)
         return parse_answer(completion.text)
 
-    async def select(self, prompt: str, memories: list[Memory]) -> list[Selection]:
+    async def select(
+        self, prompt: str, memories: list[Memory], prompt_vector: np.ndarray | None = None
+    ) -> list[Selection]:
+        """`prompt_vector` is not used: the LLM reads the prompt itself."""
         if not memories:
             return []
         answers = await asyncio.gather(*(self.judge(prompt, m.text) for m in memories))

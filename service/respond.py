@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from memory import metrics
 from memory.llm import ChatMessage
@@ -57,21 +60,33 @@ class Responder:
         prompt = next((t.content for t in reversed(turns) if t.role == "user"), "")
         name = backend or self.c.settings.selector_backend
         selector = self.c.selector(name) if max_memories > 0 else None
+        # The prompt's embedding depends on nothing the store holds: it runs on the other core while the
+        # store is read (onnxruntime releases the GIL). Wasted work only for a user with no memories.
+        prompt_vector = (
+            asyncio.create_task(asyncio.to_thread(self.c.embedder.embed, [prompt]))
+            if selector is not None and selector.embeds_prompt
+            else None
+        )
         try:
-            memories = await self._active_memories(tenant, prompt, selector)
-        except StoreUnavailable:
-            metrics.ERRORS.labels(kind="store_unavailable").inc()
-            memories, notes = [], ["memory store unavailable: answered without personalization"]
-        loaded = time.perf_counter()
-        used: list[Selection] = []
-        if memories and selector is not None:
-            with metrics.track_latency(metrics.SELECTOR_LATENCY, backend=name):
-                ranked = await selector.select(prompt, memories)
-            used = [s for s in ranked if s.relevant][:max_memories]
-            metrics.SELECTOR_CONSIDERED.labels(backend=name).inc(len(memories))
-            metrics.SELECTOR_SELECTED.labels(backend=name).inc(len(used))
-        elif not memories and not notes:
-            notes.append("no memories for this user")
+            try:
+                memories = await self._active_memories(tenant, prompt, selector, prompt_vector)
+            except StoreUnavailable:
+                metrics.ERRORS.labels(kind="store_unavailable").inc()
+                memories, notes = [], ["memory store unavailable: answered without personalization"]
+            loaded = time.perf_counter()
+            used: list[Selection] = []
+            if memories and selector is not None:
+                with metrics.track_latency(metrics.SELECTOR_LATENCY, backend=name):
+                    vector = (await prompt_vector)[0] if prompt_vector is not None else None
+                    ranked = await selector.select(prompt, memories, prompt_vector=vector)
+                used = [s for s in ranked if s.relevant][:max_memories]
+                metrics.SELECTOR_CONSIDERED.labels(backend=name).inc(len(memories))
+                metrics.SELECTOR_SELECTED.labels(backend=name).inc(len(used))
+            elif not memories and not notes:
+                notes.append("no memories for this user")
+        finally:
+            if prompt_vector is not None:
+                prompt_vector.cancel()  # no-op once awaited; otherwise its result is not wanted
         if memories and not used:
             metrics.SELECTOR_EMPTY.inc()
             notes.append("no memory is relevant to this request: generic answer")
@@ -87,7 +102,9 @@ class Responder:
             timings_ms={"load": _ms(started, loaded), "select": _ms(loaded, selected)},
         )
 
-    async def _active_memories(self, tenant: str, prompt: str, selector: Selector | None) -> list[Memory]:
+    async def _active_memories(
+        self, tenant: str, prompt: str, selector: Selector | None, prompt_vector: asyncio.Task[np.ndarray] | None
+    ) -> list[Memory]:
         active = MemoryFilter(status=MemoryStatus.active)
         page = await self.c.store.page(tenant, active, limit=MAX_CONSIDERED, with_vectors=False)
         if page.next_cursor is None:
@@ -95,7 +112,7 @@ class Responder:
                 await self._read_vectors(tenant, selector.missing_vectors(page.memories))
             return page.memories
         # More than the selector is offered: the nearest to the prompt, not the first in storage order.
-        vector = (await self.c.embed([prompt]))[0]
+        vector = (await prompt_vector)[0].tolist() if prompt_vector is not None else (await self.c.embed([prompt]))[0]
         return [s.memory for s in await self.c.store.search(tenant, vector, limit=MAX_CONSIDERED, filters=active)]
 
     async def _read_vectors(self, tenant: str, memories: list[Memory]) -> None:

@@ -18,6 +18,7 @@ import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 from tokenizers import Encoding, Tokenizer
@@ -63,6 +64,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=1, help="1 was as fast as 2 on the busy machine")
     parser.add_argument("--no-bf16", action="store_true", help="train in fp32 (about 2x slower here)")
     parser.add_argument("--train-embeddings", action="store_true", help="also update the word embeddings")
+    parser.add_argument(
+        "--layers", type=int, default=0, help="keep only the base's first N transformer layers (0 = all)"
+    )
     return parser.parse_args(argv)
 
 
@@ -79,7 +83,7 @@ def prepare_tokenizer(base: str, out: Path, max_length: int) -> tuple[Tokenizer,
     return load_tokenizer(out / TOKENIZER_FILE, max_length), int(hf.pad_token_id)
 
 
-def load_model(base: str, train_embeddings: bool) -> PreTrainedModel:
+def load_model(base: str, train_embeddings: bool, layers: int = 0) -> PreTrainedModel:
     from transformers import AutoModelForSequenceClassification
 
     model = AutoModelForSequenceClassification.from_pretrained(
@@ -91,11 +95,27 @@ def load_model(base: str, train_embeddings: bool) -> PreTrainedModel:
         id2label=dict(enumerate(LABELS)),
         label2id={label: i for i, label in enumerate(LABELS)},
     )
+    if layers:
+        keep_first_layers(model, layers)
     if not train_embeddings:
         # Freezing the 30k-row embedding table skips most optimizer work, and with ~20k pairs
         # it also keeps rare words where pretraining put them.
         model.get_input_embeddings().weight.requires_grad_(False)
     return model
+
+
+def keep_first_layers(model: PreTrainedModel, n: int) -> None:
+    """Cut the encoder to its first `n` layers before fine-tuning: a shallower, faster gate.
+
+    Dropping the top layers of a pretrained encoder and fine-tuning costs little accuracy on
+    sentence-pair tasks (Sajjad et al., 2023, "On the effect of dropping layers of pre-trained
+    transformer models"); the verifier's throughput target needs the halved depth (bench/verifier.py).
+    """
+    encoder: Any = model.base_model.encoder  # BERT and RoBERTa: a ModuleList of layers under .layer
+    if not 0 < n <= len(encoder.layer):
+        raise ValueError(f"--layers must be between 1 and {len(encoder.layer)}, got {n}")
+    encoder.layer = encoder.layer[:n]
+    model.config.num_hidden_layers = n
 
 
 def sample_train(pairs: list[Pair], limit: int, seed: int) -> list[Pair]:
@@ -178,7 +198,7 @@ def train(args: argparse.Namespace) -> dict[str, object]:
     def encoded(batch: list[int]) -> dict[str, torch.Tensor]:
         return {k: torch.from_numpy(v) for k, v in pad([encodings[i] for i in batch], pad_id).items()}
 
-    model = load_model(base, args.train_embeddings)
+    model = load_model(base, args.train_embeddings, args.layers)
     optim = make_optimizer(model, args.lr, -(-len(train_pairs) // args.batch_size) * args.epochs)
     weights = torch.ones(len(LABELS))
     weights[UNSUPPORTED] = args.unsupported_weight

@@ -55,6 +55,17 @@ async def test_vectors_are_asked_for_once(backend: str, embedder: Embedder) -> N
     assert [(s.memory.id, s.score) for s in again] == [(s.memory.id, s.score) for s in first]
 
 
+async def test_a_prompt_vector_computed_ahead_gives_the_same_selection(selector: Selector, embedder: Embedder) -> None:
+    """The Responder embeds the prompt beside its store read and hands the vector over: same answer."""
+    prompt = "Recommend a hiking trail near Chicago."
+    mems = memories(UNRELATED, embedder)
+    own = await selector.select(prompt, mems)
+    handed = await selector.select(prompt, mems, prompt_vector=embedder.embed([prompt])[0])
+    assert [(s.memory.id, s.relevant) for s in handed] == [(s.memory.id, s.relevant) for s in own]
+    assert [s.score for s in handed] == pytest.approx([s.score for s in own], abs=1e-6)
+    assert selector.embeds_prompt == (selector.name != "bm25")
+
+
 async def test_an_edited_memory_is_scored_by_its_new_text(embedder: Embedder) -> None:
     """An edit keeps the id and replaces text and vector; a vector seen before the edit must not be reused."""
     selector = build("embedding", MODELS, embedder)

@@ -5,13 +5,22 @@ from __future__ import annotations
 import json
 import time
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from memory.metrics import ERRORS, HTTP_LATENCY, HTTP_REQUESTS
 
 
-class BodyTooLarge(Exception):
-    pass
+class BodyTooLarge(HTTPException):
+    """An HTTPException, so that FastAPI passes it through while reading a body (it turns any other
+    exception raised there into 400 "There was an error parsing the body") and answers 413."""
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(413, too_large_detail(max_bytes))
+
+
+def too_large_detail(max_bytes: int) -> str:
+    return f"request body over {max_bytes} bytes; send less"
 
 
 class BodyLimit:
@@ -27,6 +36,7 @@ class BodyLimit:
             return
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            ERRORS.labels(kind="too_large").inc()
             await self._reject(send)
             return
         seen = 0
@@ -38,7 +48,8 @@ class BodyLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise BodyTooLarge
+                    ERRORS.labels(kind="too_large").inc()
+                    raise BodyTooLarge(self.max_bytes)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -48,13 +59,12 @@ class BodyLimit:
 
         try:
             await self.app(scope, counting_receive, tracking_send)
-        except BodyTooLarge:
+        except BodyTooLarge:  # read outside a FastAPI route (which answers 413 itself)
             if not started:
                 await self._reject(send)
 
     async def _reject(self, send: Send) -> None:
-        ERRORS.labels(kind="too_large").inc()
-        body = json.dumps({"detail": f"request body over {self.max_bytes} bytes; send less"}).encode()
+        body = json.dumps({"detail": too_large_detail(self.max_bytes)}).encode()
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": 413, "headers": headers})
         await send({"type": "http.response.body", "body": body})

@@ -105,8 +105,9 @@ def training_summary(report: dict[str, Any]) -> str:
     t = report["training"]
     a = t["args"]
     epochs = ", ".join(f"epoch {h['epoch']}: loss {h['loss']:.3f}, {h['seconds'] / 60:.1f} min" for h in t["history"])
+    depth = f" cut to its first {a['layers']} layers (`--layers`)" if a.get("layers") else ""
     return (
-        f"base {describe_base(t['base'])}; {t['train_pairs']} of {t['train_pairs_available']} train pairs; "
+        f"base {describe_base(t['base'])}{depth}; {t['train_pairs']} of {t['train_pairs_available']} train pairs; "
         f"{a['epochs']} epoch(s), batch {a['batch_size']}, lr {a['lr']}, max {a['max_length']} tokens, "
         f"unsupported loss weight {a['unsupported_weight']}, seed {a['seed']}, data seed {a['data_seed']}, "
         f"{a['threads']} thread(s), bf16 {'off' if a['no_bf16'] else 'on'}; {epochs}; "

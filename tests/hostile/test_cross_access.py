@@ -92,6 +92,11 @@ async def test_no_one_else_reaches_bobs_data_on_any_route(
     bob: Seeded,
     attackers: list[Attacker],
 ):
+    """Alice's user token, another app's key, that app's token for its own bob and no credential, on every route.
+
+    Lost: nothing: bob's footprint (memories, conversation, responses, feedback, queued and dead-lettered entries)
+    is identical before and after, no answer carries any of his markers, the attempts aimed at a user are denied
+    (401/403/404), and bob's own app still sees his data."""
     markers = [SECRET, "keeps bees", bob.conversation_id, bob.response_id, "acme:bob", *(m.id for m in bob.memories)]
     before = await footprint(components, bob)
     tried = 0
@@ -124,7 +129,10 @@ async def test_a_user_token_is_bound_to_its_app_and_user(
     client: httpx.AsyncClient, app_key: str, components: Components, bob: Seeded
 ):
     """Bob's own token works for bob only; a token signed with another secret or naming bob in another app
-    does not reach acme's bob."""
+    does not reach acme's bob.
+
+    Lost: nothing: bob's token re-signed for another app gets 404, one signed with a guessed secret or unsigned
+    gets 401."""
     import jwt
 
     token = (await client.post("/v1/users/bob/token", headers=bearer(app_key))).json()["token"]

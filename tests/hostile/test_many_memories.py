@@ -65,6 +65,10 @@ async def hoarder(client: httpx.AsyncClient, app_key: str, components: Component
 async def test_list_export_and_respond_with_ten_thousand_memories(
     client: httpx.AsyncClient, app_key: str, hoarder: set[str]
 ):
+    """One user with 10,001 memories: list page by page, export, user state, /respond context-only.
+
+    Lost: nothing: every memory is listed exactly once across the pages and all are exported, the user state
+    counts all of them, and /respond finds the one that matters among them."""
     listed: list[str] = []
     cursor: str | None = None
     for _ in range(MEMORIES // 200 + 2):

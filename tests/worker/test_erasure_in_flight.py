@@ -39,6 +39,11 @@ async def stream_state(components: Components) -> tuple[int, int]:
 async def test_erasing_a_user_while_the_worker_is_in_the_llm_call_leaves_nothing(
     client: httpx.AsyncClient, app_key: str, components: Components, llm: EmbeddedLLM
 ):
+    """Erin is erased while the worker is inside the model call for her first conversation, her second queued.
+
+    Lost: everything of erin, as asked, and nothing comes back: no trace of her in Redis, the store or the data dir,
+    both entries gone from the stream, the second never extracted, and a later worker pass finds nothing to retry.
+    The test has no second user, so it does not show that other users' data is untouched."""
     for conv, text in (("c1", f"I am a beekeeper and my codename is {SECRET}."), ("c2", "I keep six hives.")):
         queued = await client.post("/v1/conversations", json=chat(conv, text), headers=bearer(app_key))
         assert queued.status_code == 202 and queued.json()["status"] == "queued"
@@ -75,6 +80,10 @@ async def test_erasing_a_user_while_the_worker_is_in_the_llm_call_leaves_nothing
 async def test_a_failed_entry_leaves_no_trace_once_its_user_is_erased(
     client: httpx.AsyncClient, app_key: str, components: Components
 ):
+    """Erin's entry failed once (its error, quoting her, is kept for the retry), then she is erased.
+
+    Lost: everything of erin, as asked: the recorded error goes with her (no trace in Redis) and the stream is
+    empty, so the retry does not happen."""
     queued = await client.post(
         "/v1/conversations", json=chat("c1", f"My codename is {SECRET}."), headers=bearer(app_key)
     )

@@ -76,6 +76,11 @@ def memories_of(server: LiveServer, user: str) -> list[dict]:
 
 
 def test_a_server_killed_mid_batch_loses_nothing_and_duplicates_nothing(tmp_path: Path, model_cache: Path):
+    """`heedful serve` is SIGKILLed once its worker holds entries; a second server on the same data dir drains them.
+
+    Lost: nothing: the stream ends empty with nothing pending, every entry the killed server left was processed
+    exactly once by the second server, no memory is stored twice and the store reopens. A conversation the model
+    itself fails on may be dead-lettered (kept there with its error, reported as a warning); nothing else may."""
     settings = test_settings(
         tmp_path,
         embedded_worker=True,

@@ -2,8 +2,9 @@
 statements, for the untuned embedded model, the LoRA-tuned one, and a vLLM server when one is configured.
 
 Each window (consecutive turns of a val dialogue, one speaker as USER) goes through the real `Extractor`
-(chunk, constrained JSON, per-attribute parse, grounding in user turns, confidence cut) and `merge`, as in
-the worker minus the verifier gate. Measured:
+(chunk, constrained JSON, per-attribute parse, grounding in user turns, confidence cut), the verifier gate
+(`--gate verifier`, the default: the real ONNX verifier, one revision by the same model for a flagged attribute,
+then drop) and `merge`, as in the worker (`--gate none` leaves the gate out). Measured:
 
 - precision / recall: a stored memory matches a human statement when their MiniLM cosine is at least
   MATCH_SIMILARITY, against either the crowdworker's sentence ("I have two jobs.") or its third-person form
@@ -45,6 +46,7 @@ from memory.extractor_train import (
     eval_windows,
     load_dialogues,
 )
+from memory.gate import AttributeGate
 from memory.llm import LLM, ChatMessage, Completion, LLMError
 from memory.merge import MERGE_SIMILARITY, merge
 from memory.model import MemoryStatus, normalize_text
@@ -95,6 +97,8 @@ class WindowResult:
     memories: list[tuple[str, list[int]]] = field(default_factory=list)  # stored text, evidence turns
     proposed: int = 0  # attributes the model returned that parse
     proposed_on_user_turns: int = 0
+    refined: int = 0  # flagged by the verifier, revised, then accepted
+    dropped: int = 0  # flagged by the verifier and dropped
     answers: list[str] = field(default_factory=list)  # the model's raw output
     error: str | None = None
     seconds: float = 0.0
@@ -111,7 +115,9 @@ class WindowResult:
         }
 
 
-async def run(llm: LLM, windows: Sequence[Window], embedder: Embedder, max_tokens: int) -> list[WindowResult]:
+async def run(
+    llm: LLM, windows: Sequence[Window], embedder: Embedder, max_tokens: int, gate: AttributeGate | None = None
+) -> list[WindowResult]:
     recorder = RecordingLLM(llm)
     extractor = Extractor(recorder, max_tokens=max_tokens)
     results = []
@@ -119,12 +125,18 @@ async def run(llm: LLM, windows: Sequence[Window], embedder: Embedder, max_token
         result = WindowResult(window)
         started = time.perf_counter()
         recorder.answers.clear()
+        extraction_answers: list[str] = []
+        conversation = window.conversation()
         try:
-            report = await extractor.extract(window.conversation())
+            report = await extractor.extract(conversation)
+            extraction_answers = list(recorder.answers)  # the gate's revisions are not proposals
+            candidates = report.candidates
+            if gate is not None:
+                outcome = await gate.review(candidates, conversation, extractor)
+                candidates, result.refined, result.dropped = outcome.accepted, outcome.refined, outcome.dropped
         except LLMError as exc:
             result.error = str(exc)[:200]
         else:
-            candidates = report.candidates
             vectors = embedder.embed([c.text for c in candidates]) if candidates else np.zeros((0, embedder.dim))
             stored = merge("eval", [(c, v.tolist()) for c, v in zip(candidates, vectors, strict=True)], [])
             result.memories = [
@@ -134,7 +146,7 @@ async def run(llm: LLM, windows: Sequence[Window], embedder: Embedder, max_token
             ]
         user_turns = {i for i, role, _ in window.turns if role == "user"}
         result.answers = list(recorder.answers)
-        for answer in recorder.answers:
+        for answer in extraction_answers or recorder.answers:
             attributes, _ = parse(answer)
             result.proposed += len(attributes)
             result.proposed_on_user_turns += sum(
@@ -185,6 +197,8 @@ def score(results: Sequence[WindowResult], embedder: Embedder, threshold: float 
         "empty_windows": empty_windows,
         "empty_kept_empty": empty_kept / empty_windows if empty_windows else None,
         "duplicates_after_merge": duplicates / stored if stored else 0.0,
+        "verifier_refined": sum(r.refined for r in results),
+        "verifier_dropped": sum(r.dropped for r in results),
         "seconds_per_window": sum(r.seconds for r in results) / len(results) if results else 0.0,
         "threshold": threshold,
     }
@@ -223,18 +237,19 @@ def render(rows: dict[str, dict[str, Any]], args: argparse.Namespace) -> str:
 
     lines = [
         f"Val MSC windows of {args.window} turns ({args.limit} at most, one per dialogue, seed {args.seed}); "
-        f"match = MiniLM cosine >= {MATCH_SIMILARITY} to the human statement; max_tokens {args.max_tokens}.",
+        f"match = MiniLM cosine >= {MATCH_SIMILARITY} to the human statement; max_tokens {args.max_tokens}; "
+        + ("verifier gate on (as in the worker)." if args.gate == "verifier" else "no verifier gate."),
         "",
         "| model | windows (failed) | human statements | memories | precision | recall | F1 "
-        "| evidence in user turn | empty kept empty | duplicates after merge | s/window |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| evidence in user turn | empty kept empty | duplicates after merge | verifier refined / dropped | s/window |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, m in rows.items():
         lines.append(
             f"| {name} | {m['windows']} ({m['failed']}) | {m['human_statements']} | {m['memories']} "
             f"| {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | {pct(m['evidence_in_user_turn'])} "
             f"| {pct(m['empty_kept_empty'])} of {m['empty_windows']} | {pct(m['duplicates_after_merge'])} "
-            f"| {m['seconds_per_window']:.1f} |"
+            f"| {m['verifier_refined']} / {m['verifier_dropped']} | {m['seconds_per_window']:.1f} |"
         )
     return "\n".join(lines)
 
@@ -280,11 +295,17 @@ def _display(path: Path) -> str:
 async def evaluate(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     windows = eval_windows(load_dialogues(args.data), args.window, args.limit, args.seed, split=args.split)
     embedder = Embedder.load(args.embedder, threads=1)
+    gate = None
+    if args.gate == "verifier":
+        from verifier.refine import VerifyAndRefine
+        from verifier.runtime import Verifier
+
+        gate = VerifyAndRefine(Verifier.load(args.verifier))
     rows: dict[str, dict[str, Any]] = {}
     for name, factory in models(args).items():
         llm = factory()
         try:
-            results = await run(llm, windows, embedder, args.max_tokens)
+            results = await run(llm, windows, embedder, args.max_tokens, gate)
         finally:
             await llm.aclose()
         rows[name] = score(results, embedder)
@@ -311,6 +332,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--adapter", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--base", type=Path, default=BASE_CACHE, help="SmolLM2 safetensors copy (made if missing)")
     parser.add_argument("--embedder", type=Path, default=REPO_ROOT / "models" / "embedder")
+    parser.add_argument("--gate", choices=["verifier", "none"], default="verifier", help="the worker's verifier gate")
+    parser.add_argument("--verifier", type=Path, default=REPO_ROOT / "models" / "verifier")
     parser.add_argument("--max-tokens", type=int, default=EXTRACTION_MAX_TOKENS)
     parser.add_argument("--threads", type=int, default=1, help="torch threads for the embedded model")
     # The CLI's edge: the same variables the service reads through its settings.

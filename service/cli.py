@@ -23,6 +23,7 @@ TRAINERS = {
     ("eval", "selector"): "selector.evaluate",
     ("eval", "extraction"): "memory.extraction_eval",
     ("eval", "respond"): "service.respond_eval",
+    ("eval", "verifier"): "verifier.eval_cli",
 }
 
 

@@ -20,20 +20,17 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from verifier.baselines import cosine_scores, word_overlap_scores
 from verifier.card import describe_base, update_docs, write_card
 from verifier.config import ONNX_FILE, TOKENIZER_FILE, VerifierConfig
 from verifier.dataset import REPO_ROOT, build_splits, count_table
-from verifier.encoding import load_tokenizer
-from verifier.evaluate import cross_fitted, evaluate, evaluate_best_f1
+from verifier.evaluate import cross_fitted, evaluate
 from verifier.metrics import flagged
 from verifier.onnx_export import export_fp32, load_checkpoint, quantize_int8
 from verifier.pairs import Pair
 from verifier.runtime import Verifier
-from verifier.torch_scoring import torch_scores
-from verifier.train import DEFAULT_OUT, default_base
+from verifier.systems import baseline_results, checkpoint_scores
+from verifier.train import DEFAULT_OUT
 
 log = logging.getLogger("verifier.export")
 
@@ -80,11 +77,8 @@ def build_model_dir(checkpoint: Path, out: Path, training: dict) -> VerifierConf
 def score_all(checkpoint: Path, out: Path, val: list[Pair], config: VerifierConfig, threads: int) -> dict:
     """P(supported) on val from the PyTorch fp32 checkpoint and from the int8 ONNX model."""
     texts = [(p.snippet, p.attribute) for p in val]
-    torch.set_num_threads(threads)
     tick = time.monotonic()
-    model = load_checkpoint(checkpoint)
-    tokenizer = load_tokenizer(checkpoint / TOKENIZER_FILE, config.max_length)
-    torch_fp32 = torch_scores(model, tokenizer, texts, config.pad_id)
+    torch_fp32 = checkpoint_scores(checkpoint, texts, config.max_length, config.pad_id, threads)
     log.info("torch fp32 scored %d pairs in %.0f s", len(texts), time.monotonic() - tick)
     tick = time.monotonic()
     onnx_int8 = Verifier.load(out, threads=threads).score(texts)
@@ -132,17 +126,12 @@ def main(argv: list[str] | None = None) -> None:
     config.threshold = shipped.threshold
     config.save(args.out)
 
-    overlap = word_overlap_scores(val)
-    cosine = cosine_scores(val, Path(default_base()))
     report = {
         "threshold": shipped.threshold,
         "systems": [
             shipped.as_dict(),
             evaluate("verifier, PyTorch fp32 (same threshold)", val, scores["torch_fp32"], shipped.threshold).as_dict(),
-            evaluate("word overlap", val, overlap).as_dict(),
-            evaluate_best_f1("word overlap", val, overlap).as_dict(),
-            evaluate("embedding cosine", val, cosine).as_dict(),
-            evaluate_best_f1("embedding cosine", val, cosine).as_dict(),
+            *(result.as_dict() for result in baseline_results(val)),
         ],
         "cross_fitted_int8": cross_fitted(val, scores["onnx_int8"]).as_dict(),
         "onnx_vs_torch": agreement(scores["torch_fp32"], scores["onnx_int8"], shipped.threshold),

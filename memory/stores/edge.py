@@ -5,8 +5,10 @@ and the shard sees one writer at a time. One process owns the shard: in embedded
 worker runs inside the API process (see service/wiring.py).
 
 Erasure is physical, not only logical: the write-ahead log is off (every write is flushed before it is
-acknowledged instead) and deletes are followed by a vacuum, so a deleted memory's text does not linger
-in WAL pages or old segments on disk.
+acknowledged instead) and every delete is followed by a vacuum of the segments it touched, so a deleted
+memory's text does not linger in WAL pages or old segments on disk. Segments are sealed at
+SEGMENT_POINTS and never get a vector graph, so that vacuum rewrites a few small segments and never
+indexes anything (docs/scaling.md, "Erasure").
 """
 
 from __future__ import annotations
@@ -34,6 +36,20 @@ from memory.stores.filters import KEYWORD_FIELDS, TEXT_FIELD, filter_terms
 
 T = TypeVar("T")
 
+# A segment is sealed (made read-only; new points go to a fresh one) once it holds this many points, and
+# a vacuum rewrites whole segments, so this bounds what one delete rewrites. bench/scale.py at 100,000
+# memories (10 segments), shared 2-core machine: erasing a user took 0.4-1.0 s, deleting one memory
+# 1.4-1.8 s; an unsealed segment of 100,000 points took 6-11 s to vacuum. More segments cost reads a
+# little: every filtered read visits each one (docs/scaling.md, "Erasure").
+# Qdrant's optimizer documentation: "if the number of points is less than 10000, using any index would
+# be less efficient than a brute force scan", so a segment this size loses nothing by having no graph.
+SEGMENT_POINTS = 10_000
+BYTES_PER_KB = 1024
+FLOAT32_BYTES = 4
+# Above any segment's size: every filtered search is an exact scan of the points the payload index
+# selects (a user's ~100-10,000), and the graph-less segments are never searched as graphs.
+FULL_SCAN_THRESHOLD_KB = 1 << 30
+
 
 def _filter(user_id: str | None, filters: MemoryFilter | None) -> qe.Filter | None:
     exact, text = filter_terms(user_id, filters)
@@ -51,14 +67,15 @@ class EdgeMemoryStore:
 
     @staticmethod
     def _open(path: Path, dim: int) -> qe.EdgeShard:
-        config = qe.EdgeConfig(
-            vectors=qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine),
-            # vacuum as soon as anything is deleted: erased text must leave the segment files
-            optimizers=qe.EdgeOptimizersConfig(deleted_threshold=0.0001, vacuum_min_vector_number=1),
-            wal_enabled=False,
-        )
+        config = _config(dim)
         if (path / "edge_config.json").exists():
-            return qe.EdgeShard.load(str(path), config)
+            # load() writes `config` over the shard's stored one; optimizing once here, before the store
+            # serves, brings a shard written under an older config in line: earlier deletes' leftovers
+            # vacuumed, HNSW graphs dropped, an oversized open segment sealed (docs/scaling.md)
+            shard = qe.EdgeShard.load(str(path), config)
+            shard.optimize()
+            shard.flush()
+            return shard
         path.mkdir(parents=True, exist_ok=True)
         shard = qe.EdgeShard.create(str(path), config)
         for field in KEYWORD_FIELDS:
@@ -82,6 +99,7 @@ class EdgeMemoryStore:
         def write(shard: qe.EdgeShard) -> None:
             shard.update(qe.UpdateOperation.upsert_points(points))
             shard.flush()
+            _seal_if_full(shard)
 
         await self._run(write)
 
@@ -163,6 +181,53 @@ class EdgeMemoryStore:
             shard.close()
 
         await self._run(close)
+
+
+def _config(dim: int) -> qe.EdgeConfig:
+    """The shard's configuration: small sealed segments without graphs, vacuumed on any delete.
+
+    At 1,000,000 memories the default config had one user's erasure build the HNSW graph of the 900,000
+    points written since the previous delete: 29 minutes under the store's lock, 7.2 GB peak RSS, and
+    searches were no faster afterwards (1.3-1.4 ms p50 either way; docs/scaling.md). heedful never needs
+    the graph: every query filters on one user's keyword-indexed id, and Qdrant's query planning then
+    retrieves the points "using payload index ... if cardinality is below threshold" and scores them
+    exactly. So there is no graph, but the indexing optimizer still runs: its threshold is the only size
+    at which the engine seals the open segment, and a vacuum rewrites whole segments.
+    """
+    segment_kb = SEGMENT_POINTS * dim * FLOAT32_BYTES // BYTES_PER_KB
+    return qe.EdgeConfig(
+        vectors=qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine),
+        # m=0 is Qdrant's documented way to skip the collection-wide graph (multitenancy guide);
+        # payload_m=0 skips the per-value graphs too
+        hnsw_config=qe.HnswIndexConfig(m=0, ef_construct=100, full_scan_threshold=FULL_SCAN_THRESHOLD_KB, payload_m=0),
+        optimizers=qe.EdgeOptimizersConfig(
+            # vacuum a segment on its first deleted point: erased text must leave the segment files (the
+            # vacuum runs when the deleted fraction is *above* the threshold; 0.0001 spared one deleted
+            # memory in any segment of more than 10,000 points)
+            deleted_threshold=0.0,
+            vacuum_min_vector_number=1,
+            # seal the open segment at SEGMENT_POINTS ("indexing" it without a graph, as above) ...
+            indexing_threshold=segment_kb,
+            # ... and never merge segments past that size, so no vacuum rewrites more than one such segment
+            max_segment_size=segment_kb,
+            # default_segment_number stays automatic: with the size cap it only lets the merge optimizer
+            # fold segments that vacuums shrank back together, up to SEGMENT_POINTS
+            prevent_unoptimized=False,
+        ),
+        wal_enabled=False,
+    )
+
+
+def _seal_if_full(shard: qe.EdgeShard) -> None:
+    """Seals the open segment once SEGMENT_POINTS points sit outside sealed segments.
+
+    The engine writes every new point into one open segment and seals it only when optimized, so without
+    this the first delete after a large fill would rewrite every point written since the last delete.
+    """
+    info = shard.info()
+    if info.points_count - info.indexed_vectors_count >= SEGMENT_POINTS:
+        shard.optimize()
+        shard.flush()
 
 
 def _delete_and_vacuum(shard: qe.EdgeShard, operation: qe.UpdateOperation) -> None:

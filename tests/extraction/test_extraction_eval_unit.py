@@ -129,3 +129,23 @@ def test_committed_adapter_is_small_and_servable_by_vllm() -> None:
     assert (adapter / "adapter_model.safetensors").stat().st_size < 30 * 1024 * 1024
     assert config["r"] <= 8  # vLLM CPU: --max-lora-rank 8
     assert (adapter / "README.md").is_file()
+
+
+async def test_the_verifier_gate_keeps_what_the_user_said_and_counts_the_rest(embedder: Embedder) -> None:
+    """With the real ONNX verifier, as in the worker: an attribute the user's turn does not support is revised
+    once or dropped, never stored as proposed; what the user said is stored."""
+    from verifier.refine import VerifyAndRefine
+    from verifier.runtime import Verifier
+
+    dogs = [_item("has two dogs", [0]), _item("plays the tuba in an orchestra", [0])]
+    llm = ScriptedLLM({"walking my two dogs": json.dumps({"attributes": dogs})})
+    gate = VerifyAndRefine(Verifier.load(ROOT / "models" / "verifier"))
+
+    results = await run(llm, [DOGS], embedder, max_tokens=64, gate=gate)
+    metrics = score(results, embedder)
+
+    stored = [text for text, _ in results[0].memories]
+    assert "has two dogs" in stored
+    assert "plays the tuba in an orchestra" not in stored
+    assert metrics["verifier_refined"] + metrics["verifier_dropped"] == 1
+    assert metrics["proposed"] == 2, "the gate's revision answers are not counted as proposals"

@@ -31,8 +31,8 @@ Erasure probe (on by default), after the reads: one user not in the sample is er
 /v1/memories?user_id=...), then one memory of a sampled user is deleted (DELETE /v1/memories/{id}), each
 timed. The shard's files are searched for the user's and the memory's letters before (the control: both
 must be found) and after, and the reads are measured again. EdgeMemoryStore runs the shard's optimizers
-after every delete and nothing else runs them, so the erasure also indexes everything written since the
-previous delete.
+after every delete (the vacuum) and when 10,000 points wait outside sealed segments; it builds no vector
+graph (memory/stores/edge.py), so an erasure rewrites only the segments holding the deleted points.
 
 Prints the growth table and writes bench/results/scale.json. The shard lives in a temp dir removed at
 the end, or in --dir (kept).

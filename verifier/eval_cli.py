@@ -69,6 +69,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--llm-url", default=settings.llm_url, help="an OpenAI-compatible server (HEEDFUL_LLM_URL)")
     parser.add_argument("--llm-model", default=settings.llm_model, help="the model to ask the server for")
     parser.add_argument("--threads", type=int, default=2, help="ONNX, torch and embedded-LLM threads")
+    parser.add_argument(
+        "--write-threshold",
+        action="store_true",
+        help="set the model's threshold (its config.json) to the refit one: unsupported recall >= 0.9 on these pairs",
+    )
     args = parser.parse_args(argv)
     args.settings = settings
     return args
@@ -201,6 +206,14 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
     }
 
 
+def write_threshold(model_dir: Path, threshold: float) -> str:
+    """Ship the refit threshold: the val split grows when pair kinds are added, and the rule is recall >= 0.9."""
+    config = VerifierConfig.load(model_dir)
+    old, config.threshold = config.threshold, threshold
+    config.save(model_dir)
+    return f"Wrote threshold {config.threshold:.4f} (was {old:.4f}) to {_shown(model_dir / CONFIG_FILE)}."
+
+
 def _cross_fitted(pairs: Sequence[Pair], onnx: Sequence[float]) -> dict[str, Any] | None:
     try:
         return cross_fitted(pairs, onnx).as_dict()
@@ -307,6 +320,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
     report = run(args, " ".join(["heedful eval verifier", *argv]))
+    if args.write_threshold:
+        report["notes"].append(write_threshold(args.model, report["systems"][1]["threshold"]))
     print(json.dumps(_json_safe(report), indent=2) if args.json else render(report))
     return 0
 

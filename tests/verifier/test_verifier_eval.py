@@ -266,3 +266,32 @@ def test_llm_pairs_zero_skips_the_llm_rows_and_says_so(
     assert "| verifier, ONNX int8 | shipped (models/verifier/config.json) |" in table
     assert "Zero-shot LLM rows skipped (--llm-pairs 0)." in table
     assert "PyTorch fp32 row skipped" in table
+
+
+@pytest.mark.integration
+def test_write_threshold_ships_the_refit_threshold_to_the_model_it_evaluated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    from verifier.config import VerifierConfig
+    from verifier.eval_cli import main
+
+    _write_dialogues(tmp_path / "msc")
+    model = tmp_path / "model"
+    shutil.copytree(REPO_ROOT / "models" / "verifier", model)
+    before = VerifierConfig.load(model).threshold
+    monkeypatch.delenv("HEEDFUL_LLM_URL", raising=False)
+    get_settings.cache_clear()
+    try:
+        argv = ["--data", str(tmp_path / "msc"), "--json", "--llm-pairs", "0", "--model", str(model)]
+        assert main([*argv, "--checkpoint", str(tmp_path), "--write-threshold"]) == 0
+    finally:
+        get_settings.cache_clear()
+    report = json.loads(capsys.readouterr().out)
+
+    refit = report["systems"][1]
+    assert refit["rule"] == "unsupported recall >= 0.9 on val" and refit["recall"] >= 0.9
+    assert VerifierConfig.load(model).threshold == refit["threshold"]
+    assert any(f"(was {before:.4f})" in note for note in report["notes"])
+    assert VerifierConfig.load(REPO_ROOT / "models" / "verifier").threshold == before  # only the copy changed

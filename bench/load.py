@@ -454,7 +454,33 @@ async def watch_backlog(settings: Settings, stop: asyncio.Event, every_s: float 
     return points
 
 
+async def stream_length(settings: Settings) -> int:
+    client = Redis.from_url(settings.redis_url)
+    try:
+        return int(await client.xlen(settings.stream_key))
+    finally:
+        await client.aclose()
+
+
 # --- numbers -----------------------------------------------------------------------------------------------
+
+
+def reconcile(phases: Sequence[Phase], stream_added: int) -> dict[str, int | bool]:
+    """Accepted conversations against stream entries: no worker runs, so every 202 must be an entry.
+
+    A request the client gave up on (status 0) may still have been appended, so the stream may hold up to
+    that many entries more than were acknowledged, never fewer.
+    """
+    ingest = [s for phase in phases for s in phase.samples if s.route == INGEST]
+    accepted = sum(1 for s in ingest if s.status == SUCCESS[INGEST])
+    unanswered = sum(1 for s in ingest if s.status == 0)
+    return {
+        "accepted": accepted,
+        "unanswered": unanswered,
+        "stream_added": stream_added,
+        "accepted_missing": max(0, accepted - stream_added),
+        "nothing_lost": accepted <= stream_added <= accepted + unanswered,
+    }
 
 
 def summarize(phase: Phase) -> dict[str, dict[str, float]]:
@@ -494,12 +520,13 @@ def print_table(title: str, table: dict[str, dict[str, float]]) -> None:
         print(f"{route:<26}" + "".join(f"{c:>{w}}" for c, w in zip(cells, (9, 8, 8, 9, 9, 9, 9), strict=True)))
 
 
-def verdicts(mixed: dict[str, float], ingest_per_s: float) -> dict[str, dict[str, object]]:
+def verdicts(mixed: dict[str, float], ingest_per_s: float, kept: dict[str, int | bool]) -> dict[str, dict[str, object]]:
     rows = {
         "throughput": (f">= {TARGET_RPS} req/s answered", mixed["ok_per_s"], mixed["ok_per_s"] >= TARGET_RPS),
         "p99": (f"<= {TARGET_P99_MS} ms", mixed["p99_ms"], mixed["p99_ms"] <= TARGET_P99_MS),
         "errors": ("0", mixed["errors"], mixed["errors"] == 0),
         "ingestion": (f">= {TARGET_INGEST_PER_S} conversations/s", ingest_per_s, ingest_per_s >= TARGET_INGEST_PER_S),
+        "kept": ("0 acknowledged and missing", kept["accepted_missing"], bool(kept["nothing_lost"])),
     }
     return {name: {"target": t, "measured": m, "met": ok} for name, (t, m, ok) in rows.items()}
 
@@ -562,6 +589,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with running_server(settings, work / "server.log") as (url, pid):
             warm(url, key, Traffic(profiles, users, seed=1, tag="warm"))
             costs = asyncio.run(cost_phase(url, key, Traffic(profiles, users, seed=2, tag="cost"), pid))
+            stream_before = asyncio.run(stream_length(settings))
 
             async def mixed_with_backlog() -> tuple[Phase, list[dict[str, float | None]]]:
                 stop = asyncio.Event()
@@ -578,10 +606,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             with py_spy(pid, args.py_spy, "burst", args.burst_seconds), cpu_seconds(pid) as server_cpu:
                 burst = burst_phase(url, key, len(users), args.burst_procs, args.burst_clients, args.burst_seconds)
             burst.server_cpu_s = server_cpu[0]
+            kept = reconcile([mixed, burst], asyncio.run(stream_length(settings)) - stream_before)
     finally:
         purge(settings)
         shutil.rmtree(work, ignore_errors=True)
-    report = build_report(args, mix, seeded, costs, mixed, backlog, burst)
+    report = build_report(args, mix, seeded, costs, mixed, backlog, burst, kept)
     report |= {"loadavg_at_start": load_start, "loadavg_at_end": os.getloadavg()}
     report["runtime_s"] = round(time.perf_counter() - began, 1)
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -611,6 +640,7 @@ def build_report(
     mixed: Phase,
     backlog: list[dict[str, float | None]],
     burst: Phase,
+    kept: dict[str, int | bool],
 ) -> dict[str, object]:
     mixed_table, burst_table = summarize(mixed), summarize(burst)
     accepted = sum(1 for s in burst.samples if s.status == 202)
@@ -628,7 +658,11 @@ def build_report(
     every = max(1, len(backlog) // 8)
     points = " ".join(f"({p['t_s']}, {p['length']}, {p['lag']})" for p in backlog[::every])
     print(f"stream backlog (s, length, lag): {points}")
-    targets = verdicts(mixed_table["all"], ingest_per_s)
+    print(
+        f"accepted conversations (mixed + burst): {kept['accepted']} acknowledged, {kept['stream_added']} new stream "
+        f"entries, {kept['unanswered']} unanswered by the client, {kept['accepted_missing']} acknowledged and missing"
+    )
+    targets = verdicts(mixed_table["all"], ingest_per_s, kept)
     for name, t in targets.items():
         print(f"target {name:<11}{t['target']:<30}measured {t['measured']!s:<10}{'met' if t['met'] else 'NOT met'}")
     return {
@@ -648,6 +682,7 @@ def build_report(
             "statuses": statuses(mixed.samples),
         },
         "stream_backlog": backlog,
+        "accepted_vs_stream": kept,
         "ingestion_burst": {
             "processes": args.burst_procs,
             "clients_per_process": args.burst_clients,

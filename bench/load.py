@@ -17,6 +17,8 @@
    queue it causes (no coordinated omission). The Redis stream backlog is sampled every second.
 5. Ingestion burst, closed loop: --burst-procs client processes x --burst-clients clients post
    conversations as fast as they are accepted for --burst-seconds.
+6. Nothing lost: no worker runs, so every conversation acknowledged (202) in phases 4 and 5 must be one new
+   entry of the Redis stream (its length before and after).
 
 Prints tables and writes bench/results/load.json. Bounded by the durations above plus seeding and
 start-up; the server is stopped and its Redis keys purged at the end.

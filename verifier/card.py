@@ -91,7 +91,7 @@ ONNX int8 vs PyTorch fp32 on the {agree["pairs"]} val pairs: max |score differen
 {agree["max_abs_score_diff"]:.4f}, mean {agree["mean_abs_score_diff"]:.4f}, decisions flipped at the
 shipped threshold: {agree["flipped_decisions"]}. The int8 model quantizes activations per call, so a
 pair's score also depends slightly on its batch-mates: on {be["pairs"]} val pairs, scored in
-batches of 32 vs alone, max |difference| {be["max_abs_diff"]:.4f}, decisions flipped: {be["flipped"]}."""
+batches of 8 (the runtime's) vs alone, max |difference| {be["max_abs_diff"]:.4f}, decisions flipped: {be["flipped"]}."""
 
 
 def describe_base(base: str) -> str:

@@ -44,6 +44,31 @@ def load_tokenizer(path: Path, max_tokens: int = MAX_TOKENS) -> Tokenizer:
     return tokenizer
 
 
+def head_and_tail(ids: list[int], max_tokens: int) -> list[int]:
+    """At most `max_tokens` ids: [CLS], the first 2/3 and the last 1/3 of the text's tokens, [SEP].
+
+    A request's intent is usually at its start, but a pasted text followed by the question
+    ("<code> why does this fail?") puts it at the end; keeping both ends serves either.
+    """
+    if len(ids) <= max_tokens:
+        return ids
+    body = ids[1:-1]
+    keep = max_tokens - 2
+    tail = keep // 3
+    return [ids[0], *body[: keep - tail], *body[len(body) - tail :], ids[-1]]
+
+
+def ids_to_arrays(rows: list[list[int]]) -> dict[str, np.ndarray]:
+    """Right-padded id rows (pad id 0) with their attention mask; one segment."""
+    width = max(len(r) for r in rows)
+    input_ids = np.zeros((len(rows), width), dtype=np.int64)
+    mask = np.zeros((len(rows), width), dtype=np.int64)
+    for i, r in enumerate(rows):
+        input_ids[i, : len(r)] = r
+        mask[i, : len(r)] = 1
+    return {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": np.zeros_like(input_ids)}
+
+
 def encodings_to_arrays(encodings: list[Encoding]) -> dict[str, np.ndarray]:
     return {
         "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
@@ -70,6 +95,7 @@ class Embedder:
         self._tokenizer = tokenizer
         self._batch_size = batch_size
         self._input_names = {i.name for i in session.get_inputs()}
+        self._full_tokenizer: Tokenizer | None = None
 
     @classmethod
     def load(cls, model_dir: Path, threads: int = 1, batch_size: int = BATCH_SIZE) -> Embedder:
@@ -80,17 +106,39 @@ class Embedder:
         )
         return cls(session, load_tokenizer(model_dir / TOKENIZER_FILE), batch_size)
 
-    def embed(self, texts: list[str]) -> np.ndarray:
+    def embed(self, texts: list[str], max_tokens: int | None = None) -> np.ndarray:
+        """One unit vector per text. `max_tokens` below MAX_TOKENS embeds each text's head and tail only
+        (`head_and_tail`): the selector's prompt embedding, whose cost grows with the prompt's length."""
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         # Sorted by length so that each batch pads only to a length close to its texts' own.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         for start in range(0, len(order), self._batch_size):
             idx = order[start : start + self._batch_size]
-            out[idx] = self._embed_batch([texts[i] for i in idx])
+            batch = [texts[i] for i in idx]
+            if max_tokens is None or max_tokens >= MAX_TOKENS:
+                out[idx] = self._embed_arrays(encodings_to_arrays(self._tokenizer.encode_batch(batch)))
+            else:
+                out[idx] = self._embed_arrays(ids_to_arrays([self._clipped_ids(t, max_tokens) for t in batch]))
         return out
 
-    def _embed_batch(self, texts: list[str]) -> np.ndarray:
-        arrays = encodings_to_arrays(self._tokenizer.encode_batch(texts))
+    def _clipped_ids(self, text: str, max_tokens: int) -> list[int]:
+        # The untruncated encoding is needed for the true tail, but a huge text need not be tokenized
+        # whole: a MiniLM token covers at most a few dozen characters ([UNK] words aside), so its two
+        # ends by characters hold every token that can be kept.
+        span = 32 * max_tokens
+        if len(text) > 2 * span:
+            text = f"{text[:span]} {text[-span:]}"
+        return head_and_tail(self._untruncated.encode(text).ids, max_tokens)
+
+    @property
+    def _untruncated(self) -> Tokenizer:
+        if self._full_tokenizer is None:
+            self._full_tokenizer = Tokenizer.from_str(self._tokenizer.to_str())
+            self._full_tokenizer.no_truncation()
+            self._full_tokenizer.no_padding()
+        return self._full_tokenizer
+
+    def _embed_arrays(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
         feeds = {name: value for name, value in arrays.items() if name in self._input_names}
         (hidden,) = self._session.run(["last_hidden_state"], feeds)
         return mean_pool_normalize(hidden, arrays["attention_mask"])

@@ -39,9 +39,17 @@ class Selection:
 
 class Selector(Protocol):
     name: str
-    # True when `select` embeds the prompt: a caller may compute that vector ahead, beside its store
-    # read, and pass it as `prompt_vector` (the Responder does; it saves the embedding's time per request).
+    # True when `select` embeds the prompt: a caller may compute that vector ahead with `embed_prompt`,
+    # beside its store read, and pass it as `prompt_vector` (the Responder does; it saves the
+    # embedding's time per request).
     embeds_prompt: bool
+
+    def embed_prompt(self, prompt: str) -> np.ndarray:
+        """The prompt's vector exactly as `select` computes it (CPU-bound: call off the loop).
+
+        Only for backends whose `embeds_prompt` is True; the others raise `NoPromptVector`.
+        """
+        ...
 
     def missing_vectors(self, memories: list[Memory]) -> list[Memory]:
         """The memories whose stored vectors `select` needs and this selector does not hold yet.
@@ -54,6 +62,10 @@ class Selector(Protocol):
     async def select(
         self, prompt: str, memories: list[Memory], prompt_vector: np.ndarray | None = None
     ) -> list[Selection]: ...
+
+
+class NoPromptVector(TypeError):
+    """`embed_prompt` was called on a backend that does not embed the prompt (check `embeds_prompt`)."""
 
 
 class UnknownBackend(ValueError):

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from memory.model import Memory
-from selector import Selection, selections
+from selector import NoPromptVector, Selection, selections
 from selector.calibration import DecisionRule, rule_from_dict
 
 # Robertson & Zaragoza's usual defaults.
@@ -62,6 +62,9 @@ class BM25Selector:
     @classmethod
     def load(cls, baselines_file: Path) -> BM25Selector:
         return cls(rule_from_dict(json.loads(baselines_file.read_text())["bm25"]["rule"]))
+
+    def embed_prompt(self, prompt: str) -> np.ndarray:
+        raise NoPromptVector("the bm25 selector embeds no prompt (BM25 reads words)")
 
     def missing_vectors(self, memories: list[Memory]) -> list[Memory]:
         return []  # words only

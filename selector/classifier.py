@@ -88,11 +88,16 @@ class ClassifierSelector:
     name = "classifier"
     embeds_prompt = True
 
-    def __init__(self, head: ort.InferenceSession, rule: DecisionRule, embedder: Embedder):
+    def __init__(
+        self, head: ort.InferenceSession, rule: DecisionRule, embedder: Embedder, prompt_tokens: int | None = None
+    ):
         self._head = head
         self.rule = rule
         self._embedder = embedder
         self._memory_vectors = MemoryVectors(embedder)
+        # The prompt is embedded from at most this many tokens, its head and tail (None: the embedder's
+        # 256). The head was trained on prompts embedded the same way (selector.train).
+        self.prompt_tokens = prompt_tokens
 
     @classmethod
     def load(cls, model_dir: Path, embedder: Embedder, threads: int = 1) -> ClassifierSelector:
@@ -100,7 +105,10 @@ class ClassifierSelector:
         head = ort.InferenceSession(
             str(model_dir / HEAD_FILE), sess_options=session_options(threads), providers=["CPUExecutionProvider"]
         )
-        return cls(head, rule_from_dict(config["rule"]), embedder)
+        return cls(head, rule_from_dict(config["rule"]), embedder, config.get("prompt_tokens"))
+
+    def embed_prompt(self, prompt: str) -> np.ndarray:
+        return self._embedder.embed([prompt], max_tokens=self.prompt_tokens)[0]
 
     def missing_vectors(self, memories: list[Memory]) -> list[Memory]:
         return self._memory_vectors.missing(memories)
@@ -110,7 +118,7 @@ class ClassifierSelector:
 
         `prompt_vector` is the prompt's embedding when the caller already has it (embedded here if None).
         """
-        vector = self._embedder.embed([prompt])[0] if prompt_vector is None else prompt_vector
+        vector = self.embed_prompt(prompt) if prompt_vector is None else prompt_vector
         (scores,) = self._head.run(
             ["scores"],
             {"prompt": vector.reshape(1, -1).astype(np.float32), "memories": self._memory_vectors.matrix(memories)},

@@ -33,11 +33,14 @@ class EmbeddingSelector:
         config = json.loads(baselines_file.read_text())
         return cls(embedder, rule_from_dict(config["embedding"]["rule"]))
 
+    def embed_prompt(self, prompt: str) -> np.ndarray:
+        return self._embedder.embed([prompt])[0]
+
     def missing_vectors(self, memories: list[Memory]) -> list[Memory]:
         return self._memory_vectors.missing(memories)
 
     def score(self, prompt: str, memories: list[Memory], prompt_vector: np.ndarray | None = None) -> np.ndarray:
-        vector = self._embedder.embed([prompt])[0] if prompt_vector is None else prompt_vector
+        vector = self.embed_prompt(prompt) if prompt_vector is None else prompt_vector
         return self._memory_vectors.matrix(memories) @ vector
 
     async def select(

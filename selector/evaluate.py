@@ -141,18 +141,19 @@ def seed_rows(
     """Retrain each variant per seed (cheap: a head over cached embeddings) and evaluate it."""
     from selector.classifier import ClassifierSelector
     from selector.data import held_out_prompts
-    from selector.train import DEFAULT_CACHE, TextEmbeddings, TrainConfig, all_texts, train_classifier
+    from selector.train import DEFAULT_CACHE, PairEmbeddings, TrainConfig, all_examples, train_classifier
 
     held_out = held_out_prompts(args.data_file)
     out: dict[str, list[BinaryMetrics]] = {}
     for variant in VARIANTS:
-        texts = all_texts(args.data_dir, held_out, variant.sources, [args.data_file])
-        emb = TextEmbeddings.build(args.models / "embedder", texts, DEFAULT_CACHE)
+        examples = all_examples(args.data_dir, held_out, variant.sources, [args.data_file])
+        emb = PairEmbeddings.build(args.models / "embedder", examples, DEFAULT_CACHE, TrainConfig.prompt_tokens)
         for seed in seeds:
             config = TrainConfig(variant.sources, variant.hidden, seed=seed)
             with tempfile.TemporaryDirectory() as tmp:
                 trained = train_classifier(args.data_dir, held_out, emb, config, Path(tmp))
-                (Path(tmp) / "config.json").write_text(json.dumps({"rule": trained.rule.to_dict()}))
+                selector_config = {"rule": trained.rule.to_dict(), "prompt_tokens": config.prompt_tokens}
+                (Path(tmp) / "config.json").write_text(json.dumps(selector_config))
                 selector = ClassifierSelector.load(Path(tmp), embedder)
                 out.setdefault(variant.name, []).append(evaluate(selector, groups))
     return out

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from memory.llm import LLM, ChatMessage
 from memory.model import Memory
-from selector import Selection, selections
+from selector import NoPromptVector, Selection, selections
 
 if TYPE_CHECKING:
     import numpy as np
@@ -68,6 +68,9 @@ class LLMSelector:
         self._llm = llm
         self._max_tokens = max_tokens
         self._slots = asyncio.Semaphore(max_concurrency)
+
+    def embed_prompt(self, prompt: str) -> np.ndarray:
+        raise NoPromptVector("the llm selector embeds no prompt (the LLM reads the prompt itself)")
 
     def missing_vectors(self, memories: list[Memory]) -> list[Memory]:
         return []  # the LLM reads the text

@@ -25,13 +25,21 @@ def write_card(
         for s, c in counts.items()
     ]
     size_kb = (model_dir / HEAD_FILE).stat().st_size / 1e3
+    tokens = config.get("prompt_tokens")
+    prompt_cut = (
+        f"The prompt is embedded from its first and last tokens only, {tokens} in all (2/3 head, 1/3 tail),\n"
+        "in training and at run time alike: its embedding is most of the selection's cost.\n"
+        if tokens
+        else ""
+    )
     (model_dir / "README.md").write_text(
         f"""# heedful selector classifier
 
 What it is: a head over all-MiniLM-L6-v2 sentence embeddings (the int8 ONNX embedder in
 models/embedder, the same vectors the store keeps as `Memory.embedding`). Input: the prompt's
 embedding u and each memory's embedding v; features [u, v, u*v, |u-v|]; output: probability
-that the memory should change the answer. `head.onnx` ({size_kb:.0f} kB, fp32: the head is
+that the memory should change the answer.
+{prompt_cut}`head.onnx` ({size_kb:.0f} kB, fp32: the head is
 {"logistic" if config["train"]["hidden"] == 0 else "an MLP"}; the int8 part is the embedder). Then a per-prompt decision
 rule, tuned by leave-one-prompt-out cross-validation on the human train prompts:
 

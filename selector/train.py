@@ -21,6 +21,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -37,6 +38,12 @@ DEFAULT_SOURCES = ("human", "stage2", "task6", "prefeval")
 # PrefEval is synthetic and easy, so it counts least.
 SOURCE_WEIGHTS = {"human": 5.0, "stage2": 1.0, "task6": 1.0, "prefeval": 0.5}
 DEFAULT_CACHE = Path.home() / ".cache" / "heedful" / "selector-embeddings.npz"
+# The classifier embeds at most this many prompt tokens, head and tail (memory.embeddings.head_and_tail):
+# the prompt's embedding is most of a request's selection cost, and a long prompt's is ~1.8x cheaper at
+# 96 tokens than at 256. Chosen on train-side numbers only (docs/selector.md, "Prompt length"): of the
+# cuts 32-256, 96 had the best cross-validated F1 (0.540 vs 0.533 uncut) and within-user AUC on held-out
+# weak-label prompts moved by <= 0.01 for every cut.
+PROMPT_TOKENS = 96
 
 
 class TextEmbeddings:
@@ -47,7 +54,10 @@ class TextEmbeddings:
         self._vectors = vectors
 
     @classmethod
-    def build(cls, embedder_dir: Path, texts: set[str], cache: Path) -> TextEmbeddings:
+    def build(cls, embedder_dir: Path, texts: set[str], cache: Path, max_tokens: int | None = None) -> TextEmbeddings:
+        """`max_tokens`: embed each text's head and tail only (`Embedder.embed`), cached in a file of its own."""
+        if max_tokens is not None:
+            cache = cache.with_name(f"{cache.stem}-{max_tokens}tokens{cache.suffix}")
         model_sha = hashlib.sha256((embedder_dir / MODEL_FILE).read_bytes()).hexdigest()
         known: dict[str, np.ndarray] = {}
         if cache.exists():
@@ -56,7 +66,7 @@ class TextEmbeddings:
                 known = dict(zip(stored["texts"].tolist(), stored["vectors"], strict=True))
         missing = sorted(texts - known.keys())
         if missing:
-            vectors = Embedder.load(embedder_dir, threads=2).embed(missing)
+            vectors = Embedder.load(embedder_dir, threads=2).embed(missing, max_tokens=max_tokens)
             known.update(zip(missing, vectors, strict=True))
             cache.parent.mkdir(parents=True, exist_ok=True)
             names = sorted(known)
@@ -69,23 +79,45 @@ class TextEmbeddings:
 
 
 @dataclass(frozen=True)
+class PairEmbeddings:
+    """Prompts embedded as the classifier embeds them at run time; attributes (and, for the similarity
+    baselines, prompts) embedded whole, as the store holds memories."""
+
+    prompts: TextEmbeddings
+    texts: TextEmbeddings
+
+    @classmethod
+    def build(
+        cls, embedder_dir: Path, examples: Sequence[Example], cache: Path, prompt_tokens: int | None
+    ) -> PairEmbeddings:
+        prompts = {e.prompt for e in examples}
+        texts = prompts | {e.attribute for e in examples}
+        whole = TextEmbeddings.build(embedder_dir, texts, cache)
+        if prompt_tokens is None:
+            return cls(whole, whole)
+        return cls(TextEmbeddings.build(embedder_dir, prompts, cache, prompt_tokens), whole)
+
+    def pair(self, examples: Sequence[Example]) -> tuple[np.ndarray, np.ndarray]:
+        return self.prompts[[e.prompt for e in examples]], self.texts[[e.attribute for e in examples]]
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     sources: tuple[str, ...] = DEFAULT_SOURCES
     hidden: int = 0
     epochs: int = 8
     seed: int = 0
+    prompt_tokens: int | None = PROMPT_TOKENS
 
 
-def fit_head(examples: list[Example], emb: TextEmbeddings, config: TrainConfig):  # type: ignore[no-untyped-def]
+def fit_head(examples: list[Example], emb: PairEmbeddings, config: TrainConfig):  # type: ignore[no-untyped-def]
     """A PairHead trained on the examples (torch: imported here so serving never loads it)."""
     from selector.head import HeadConfig, train_head
 
     labels = np.array([e.label for e in examples])
     weights = np.array([SOURCE_WEIGHTS[e.source] for e in examples], dtype=np.float32)
     head_config = HeadConfig(hidden=config.hidden, epochs=config.epochs, seed=config.seed)
-    return train_head(
-        emb[[e.prompt for e in examples]], emb[[e.attribute for e in examples]], labels, weights, head_config
-    )
+    return train_head(*emb.pair(examples), labels, weights, head_config)
 
 
 def scored_groups(examples: list[Example], scores: np.ndarray) -> list[ScoredGroup]:
@@ -97,7 +129,7 @@ def scored_groups(examples: list[Example], scores: np.ndarray) -> list[ScoredGro
 
 
 def out_of_fold_scores(
-    data_dir: Path, held_out: set[str], emb: TextEmbeddings, config: TrainConfig
+    data_dir: Path, held_out: set[str], emb: PairEmbeddings, config: TrainConfig
 ) -> tuple[list[Example], np.ndarray]:
     """Each human train prompt scored by a head that never saw that prompt from any source."""
     from selector.head import predict
@@ -109,13 +141,14 @@ def out_of_fold_scores(
         fold = [e for e in human if prompt_key(e.prompt) == key]
         head = fit_head(train, emb, config)
         examples += fold
-        scores.append(predict(head, emb[[e.prompt for e in fold]], emb[[e.attribute for e in fold]]))
+        scores.append(predict(head, *emb.pair(fold)))
     return examples, np.concatenate(scores)
 
 
-def tune_baselines(human: list[Example], emb: TextEmbeddings) -> dict[str, dict[str, object]]:
+def tune_baselines(human: list[Example], emb: PairEmbeddings) -> dict[str, dict[str, object]]:
     """One cutoff per baseline on the human train items (they have nothing else to train)."""
-    cosine = (emb[[e.prompt for e in human]] * emb[[e.attribute for e in human]]).sum(axis=1)
+    # The similarity baselines embed the whole prompt (selector.embedding).
+    cosine = (emb.texts[[e.prompt for e in human]] * emb.texts[[e.attribute for e in human]]).sum(axis=1)
     groups: dict[str, list[Example]] = {}
     for e in human:
         groups.setdefault(e.group, []).append(e)
@@ -149,7 +182,7 @@ class TrainedClassifier:
 
 
 def train_classifier(
-    data_dir: Path, held_out: set[str], emb: TextEmbeddings, config: TrainConfig, out_dir: Path
+    data_dir: Path, held_out: set[str], emb: PairEmbeddings, config: TrainConfig, out_dir: Path
 ) -> TrainedClassifier:
     from sklearn.metrics import roc_auc_score
 
@@ -174,9 +207,9 @@ def train_classifier(
     )
 
 
-def all_texts(data_dir: Path, held_out: set[str], sources: Sequence[str], extra: Sequence[Path]) -> set[str]:
-    examples = load_training(data_dir, held_out, set(sources)) + [e for p in extra for e in load_pilot(p)]
-    return {e.prompt for e in examples} | {e.attribute for e in examples}
+def all_examples(data_dir: Path, held_out: set[str], sources: Sequence[str], extra: Sequence[Path]) -> list[Example]:
+    """Every example training or evaluation embeds: the chosen sources and the held-out files."""
+    return load_training(data_dir, held_out, set(sources)) + [e for p in extra for e in load_pilot(p)]
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -189,6 +222,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--hidden", type=int, default=0, help="0: logistic head; N: one hidden layer of N")
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--prompt-tokens", type=int, default=PROMPT_TOKENS, help="prompt tokens the classifier embeds (0: all 256)"
+    )
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="embedding cache (outside the repo)")
     return parser.parse_args(argv)
 
@@ -197,13 +233,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     val_files = args.val or [args.data / "pilot_val.jsonl"]
     held_out = held_out_prompts(*val_files)
-    config = TrainConfig(tuple(args.sources.split(",")), args.hidden, args.epochs, args.seed)
-    emb = TextEmbeddings.build(args.embedder, all_texts(args.data, held_out, config.sources, val_files), args.cache)
+    config = TrainConfig(
+        tuple(args.sources.split(",")), args.hidden, args.epochs, args.seed, args.prompt_tokens or None
+    )
+    examples = all_examples(args.data, held_out, config.sources, val_files)
+    emb = PairEmbeddings.build(args.embedder, examples, args.cache, config.prompt_tokens)
     human = [e for e in load_pilot(args.data / "pilot_train.jsonl") if prompt_key(e.prompt) not in held_out]
 
     trained = train_classifier(args.data, held_out, emb, config, args.out / "classifier")
-    config_doc = {
+    config_doc: dict[str, Any] = {
         "rule": trained.rule.to_dict(),
+        "prompt_tokens": config.prompt_tokens,
         "train": asdict(config) | {"source_weights": SOURCE_WEIGHTS, "counts": trained.counts},
         "cv": {"f1": trained.cv_f1, "auc": trained.cv_auc, "folds": "leave one human train prompt out"},
     }
@@ -219,7 +259,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def argv_command(args: argparse.Namespace) -> str:
-    return f"python -m selector.train --data {args.data} --out {args.out} --sources {args.sources} --seed {args.seed}"
+    return (
+        f"python -m selector.train --data {args.data} --out {args.out} --sources {args.sources} --seed {args.seed}"
+        f" --prompt-tokens {args.prompt_tokens}"
+    )
 
 
 if __name__ == "__main__":

@@ -63,7 +63,7 @@ class Responder:
         # The prompt's embedding depends on nothing the store holds: it runs on the other core while the
         # store is read (onnxruntime releases the GIL). Wasted work only for a user with no memories.
         prompt_vector = (
-            asyncio.create_task(asyncio.to_thread(self.c.embedder.embed, [prompt]))
+            asyncio.create_task(asyncio.to_thread(selector.embed_prompt, prompt))
             if selector is not None and selector.embeds_prompt
             else None
         )
@@ -77,7 +77,7 @@ class Responder:
             used: list[Selection] = []
             if memories and selector is not None:
                 with metrics.track_latency(metrics.SELECTOR_LATENCY, backend=name):
-                    vector = (await prompt_vector)[0] if prompt_vector is not None else None
+                    vector = await prompt_vector if prompt_vector is not None else None
                     ranked = await selector.select(prompt, memories, prompt_vector=vector)
                 used = [s for s in ranked if s.relevant][:max_memories]
                 metrics.SELECTOR_CONSIDERED.labels(backend=name).inc(len(memories))
@@ -112,7 +112,9 @@ class Responder:
                 await self._read_vectors(tenant, selector.missing_vectors(page.memories))
             return page.memories
         # More than the selector is offered: the nearest to the prompt, not the first in storage order.
-        vector = (await prompt_vector)[0].tolist() if prompt_vector is not None else (await self.c.embed([prompt]))[0]
+        # The selector's prompt vector may come from the prompt's head and tail only: near enough to rank
+        # the user's memories for a shortlist.
+        vector = (await prompt_vector).tolist() if prompt_vector is not None else (await self.c.embed([prompt]))[0]
         return [s.memory for s in await self.c.store.search(tenant, vector, limit=MAX_CONSIDERED, filters=active)]
 
     async def _read_vectors(self, tenant: str, memories: list[Memory]) -> None:

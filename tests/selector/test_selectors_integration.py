@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from memory.embeddings import Embedder
 from memory.model import Memory
-from selector import BACKENDS, Selector, UnknownBackend, build
+from selector import BACKENDS, NoPromptVector, Selector, UnknownBackend, build
 
 pytestmark = pytest.mark.integration
 
@@ -55,15 +56,37 @@ async def test_vectors_are_asked_for_once(backend: str, embedder: Embedder) -> N
     assert [(s.memory.id, s.score) for s in again] == [(s.memory.id, s.score) for s in first]
 
 
-async def test_a_prompt_vector_computed_ahead_gives_the_same_selection(selector: Selector, embedder: Embedder) -> None:
-    """The Responder embeds the prompt beside its store read and hands the vector over: same answer."""
-    prompt = "Recommend a hiking trail near Chicago."
+LONG_PROMPT = (
+    "Recommend a hiking trail near Chicago. "
+    + "I have read many trail guides, blog posts and forum threads about the region over the years. " * 12
+    + "Which one would you pick for a Saturday in October?"
+)
+
+
+@pytest.mark.parametrize("prompt", ["Recommend a hiking trail near Chicago.", LONG_PROMPT])
+async def test_a_prompt_vector_computed_ahead_gives_the_same_selection(
+    selector: Selector, embedder: Embedder, prompt: str
+) -> None:
+    """The Responder embeds the prompt with `embed_prompt` beside its store read and hands it over: same answer."""
     mems = memories(UNRELATED, embedder)
     own = await selector.select(prompt, mems)
-    handed = await selector.select(prompt, mems, prompt_vector=embedder.embed([prompt])[0])
+    if not selector.embeds_prompt:
+        with pytest.raises(NoPromptVector, match="embeds no prompt"):
+            selector.embed_prompt(prompt)
+        return
+    handed = await selector.select(prompt, mems, prompt_vector=selector.embed_prompt(prompt))
     assert [(s.memory.id, s.relevant) for s in handed] == [(s.memory.id, s.relevant) for s in own]
     assert [s.score for s in handed] == pytest.approx([s.score for s in own], abs=1e-6)
     assert selector.embeds_prompt == (selector.name != "bm25")
+
+
+async def test_the_classifier_embeds_a_long_prompts_head_and_tail_only(embedder: Embedder) -> None:
+    """The committed classifier was trained on prompts cut to their first and last tokens and is served so."""
+    selector = build("classifier", MODELS, embedder)
+    tokens = selector.prompt_tokens  # type: ignore[attr-defined]
+    assert tokens is not None and tokens < 256
+    np.testing.assert_allclose(selector.embed_prompt(LONG_PROMPT), embedder.embed([LONG_PROMPT], max_tokens=tokens)[0])
+    assert float(selector.embed_prompt(LONG_PROMPT) @ embedder.embed([LONG_PROMPT])[0]) < 0.999
 
 
 async def test_an_edited_memory_is_scored_by_its_new_text(embedder: Embedder) -> None:

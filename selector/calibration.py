@@ -76,12 +76,19 @@ def pooled_f1(rule: DecisionRule, groups: Sequence[ScoredGroup]) -> float:
     return binary_metrics(labels, predicted).f1
 
 
-def tune(candidates: Iterable[DecisionRule], groups: Sequence[ScoredGroup]) -> DecisionRule:
-    """The candidate with the best F1 over all items (first wins ties: grids go strict to lax)."""
+def tune(
+    candidates: Iterable[DecisionRule], groups: Sequence[ScoredGroup], *more: Sequence[ScoredGroup]
+) -> DecisionRule:
+    """The candidate with the best F1 over all items (first wins ties: grids go strict to lax).
+
+    With `more` sets of groups (other label sources), the best mean of the sets' pooled F1s: each set
+    counts the same, however many items it has.
+    """
+    sets = (groups, *more)
     best: DecisionRule | None = None
     best_f1 = -1.0
     for rule in candidates:
-        f1 = pooled_f1(rule, groups)
+        f1 = sum(pooled_f1(rule, s) for s in sets) / len(sets)
         if f1 > best_f1:
             best, best_f1 = rule, f1
     if best is None:

@@ -30,6 +30,7 @@ from selector import Selection, Selector
 from selector.calibration import rule_from_dict
 from selector.data import DEFAULT_DATA_DIR
 from selector.metrics import BinaryMetrics, binary_metrics
+from selector.train import BILINEAR_RANK, INTERACTION_DECAY
 
 REFERENCE_MODELS = {
     "gpt-5.4": "gpt-5.4.jsonl",
@@ -124,14 +125,21 @@ def baseline_selectors(models_dir: Path, embedder: Embedder) -> dict[str, Select
 class Variant:
     name: str
     sources: tuple[str, ...]
-    hidden: int
+    hidden: int = 0
+    rank: int = BILINEAR_RANK
+    interaction_decay: float = INTERACTION_DECAY
 
 
+ALL_SOURCES = ("human", "stage2", "task6", "prefeval")
 VARIANTS = (
-    Variant("classifier (logistic head, all sources)", ("human", "stage2", "task6", "prefeval"), 0),
-    Variant("classifier (MLP-256 head, all sources)", ("human", "stage2", "task6", "prefeval"), 256),
-    Variant("classifier (logistic head, no PrefEval)", ("human", "stage2", "task6"), 0),
-    Variant("classifier (logistic head, human only)", ("human",), 0),
+    Variant(f"classifier (bilinear-{BILINEAR_RANK} head, all sources)", ALL_SOURCES),
+    Variant("classifier (logistic head, all sources)", ALL_SOURCES, rank=0),
+    # The bilinear term without its own decay: better here, but it lost plain matches (selector.head).
+    Variant(
+        f"classifier (bilinear-{BILINEAR_RANK} head, decay 0.05, all sources)", ALL_SOURCES, interaction_decay=0.05
+    ),
+    Variant(f"classifier (bilinear-{BILINEAR_RANK} head, no PrefEval)", ("human", "stage2", "task6")),
+    Variant(f"classifier (bilinear-{BILINEAR_RANK} head, human only)", ("human",)),
 )
 
 
@@ -149,7 +157,13 @@ def seed_rows(
         examples = all_examples(args.data_dir, held_out, variant.sources, [args.data_file])
         emb = PairEmbeddings.build(args.models / "embedder", examples, DEFAULT_CACHE, TrainConfig.prompt_tokens)
         for seed in seeds:
-            config = TrainConfig(variant.sources, variant.hidden, seed=seed)
+            config = TrainConfig(
+                variant.sources,
+                variant.hidden,
+                seed=seed,
+                rank=variant.rank,
+                interaction_decay=variant.interaction_decay,
+            )
             with tempfile.TemporaryDirectory() as tmp:
                 trained = train_classifier(args.data_dir, held_out, emb, config, Path(tmp))
                 selector_config = {"rule": trained.rule.to_dict(), "prompt_tokens": config.prompt_tokens}

@@ -25,6 +25,8 @@ def write_card(
         for s, c in counts.items()
     ]
     size_kb = (model_dir / HEAD_FILE).stat().st_size / 1e3
+    rank = config["train"].get("rank", 0)
+    interaction = f" plus a rank-{rank} bilinear term (P u) . (Q v)" if rank else ""
     tokens = config.get("prompt_tokens")
     prompt_cut = (
         f"The prompt is embedded from its first and last tokens only, {tokens} in all (2/3 head, 1/3 tail),\n"
@@ -37,8 +39,8 @@ def write_card(
 
 What it is: a head over all-MiniLM-L6-v2 sentence embeddings (the int8 ONNX embedder in
 models/embedder, the same vectors the store keeps as `Memory.embedding`). Input: the prompt's
-embedding u and each memory's embedding v; features [u, v, u*v, |u-v|]; output: probability
-that the memory should change the answer.
+embedding u and each memory's embedding v; a linear map of [u, v, u*v, |u-v|]{interaction}; output:
+probability that the memory should change the answer.
 {prompt_cut}`head.onnx` ({size_kb:.0f} kB, fp32: the head is
 {"logistic" if config["train"]["hidden"] == 0 else "an MLP"}; the int8 part is the embedder). Then a per-prompt decision
 rule, tuned by leave-one-prompt-out cross-validation on the human train prompts:

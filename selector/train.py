@@ -4,13 +4,15 @@
 
 Steps, all on the training side of the by-prompt split (the val prompt is excluded from every
 source, including the weak LLM-labelled ones):
-1. embed every prompt and attribute with the serving embedder (models/embedder, int8);
-2. cross-validate by prompt over the human train prompts: train the head without one prompt
-   (human and weak data alike), score that prompt's human items; tune the per-prompt decision
-   rule (selector.calibration) on these out-of-fold scores;
+1. embed every attribute, and every prompt's first and last PROMPT_TOKENS tokens, with the serving
+   embedder (models/embedder, int8);
+2. cross-validate by prompt: train the head without one human train prompt (human and weak data
+   alike) and score that prompt's human items; likewise for 4 folds of gpt-5.4's task6 prompts; tune
+   the per-prompt decision rule (selector.calibration) on both sets of out-of-fold scores;
 3. train the head on everything, export it to ONNX, write config.json and the model card;
 4. tune the BM25 and embedding baselines' global cutoffs on the human train items.
-Took 2 min 15 s on the shared 2-core machine (load ~5) with the embeddings cached; deterministic.
+Took 13 s on a quiet 2-core machine with the embeddings cached (2 min 15 s at load ~5 on a slower
+one, before the task6 folds); deterministic.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import random
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,7 +33,15 @@ from selector import calibration
 from selector.bm25 import bm25_scores
 from selector.calibration import DecisionRule, ScoredGroup
 from selector.classifier import CONFIG_FILE, HEAD_FILE
-from selector.data import DEFAULT_DATA_DIR, Example, held_out_prompts, load_pilot, load_training, prompt_key
+from selector.data import (
+    DEFAULT_DATA_DIR,
+    Example,
+    held_out_prompts,
+    load_pilot,
+    load_task6,
+    load_training,
+    prompt_key,
+)
 
 DEFAULT_SOURCES = ("human", "stage2", "task6", "prefeval")
 # Human majority labels are the target but scarce (338 items); the weak LLM labels teach the
@@ -44,6 +55,12 @@ DEFAULT_CACHE = Path.home() / ".cache" / "heedful" / "selector-embeddings.npz"
 # cuts 32-256, 96 had the best cross-validated F1 (0.540 vs 0.533 uncut) and within-user AUC on held-out
 # weak-label prompts moved by <= 0.01 for every cut.
 PROMPT_TOKENS = 96
+# Rank of the head's prompt x memory interaction (selector.head.PairHead); 0: elementwise features only.
+# Chosen on train-side numbers (ranks 0, 2, 4, 8, 16, 32, 128; docs/selector.md, "Bilinear head").
+BILINEAR_RANK = 4
+# Weight decay on the bilinear maps alone: at the head's own 0.05 they lost plain matches (selector.head).
+INTERACTION_DECAY = 1.0
+CALIBRATION_FOLDS = 4  # folds of the task6 prompts, for tuning the decision rule out of fold
 
 
 class TextEmbeddings:
@@ -108,6 +125,8 @@ class TrainConfig:
     epochs: int = 8
     seed: int = 0
     prompt_tokens: int | None = PROMPT_TOKENS
+    rank: int = BILINEAR_RANK
+    interaction_decay: float = INTERACTION_DECAY
 
 
 def fit_head(examples: list[Example], emb: PairEmbeddings, config: TrainConfig):  # type: ignore[no-untyped-def]
@@ -116,7 +135,13 @@ def fit_head(examples: list[Example], emb: PairEmbeddings, config: TrainConfig):
 
     labels = np.array([e.label for e in examples])
     weights = np.array([SOURCE_WEIGHTS[e.source] for e in examples], dtype=np.float32)
-    head_config = HeadConfig(hidden=config.hidden, epochs=config.epochs, seed=config.seed)
+    head_config = HeadConfig(
+        hidden=config.hidden,
+        rank=config.rank,
+        interaction_decay=config.interaction_decay,
+        epochs=config.epochs,
+        seed=config.seed,
+    )
     return train_head(*emb.pair(examples), labels, weights, head_config)
 
 
@@ -129,20 +154,33 @@ def scored_groups(examples: list[Example], scores: np.ndarray) -> list[ScoredGro
 
 
 def out_of_fold_scores(
-    data_dir: Path, held_out: set[str], emb: PairEmbeddings, config: TrainConfig
+    data_dir: Path,
+    held_out: set[str],
+    emb: PairEmbeddings,
+    config: TrainConfig,
+    items: list[Example],
+    folds: list[set[str]],
 ) -> tuple[list[Example], np.ndarray]:
-    """Each human train prompt scored by a head that never saw that prompt from any source."""
+    """The items of each fold of prompts, scored by a head that never saw those prompts from any source."""
     from selector.head import predict
 
-    human = [e for e in load_pilot(data_dir / "pilot_train.jsonl") if prompt_key(e.prompt) not in held_out]
     examples, scores = [], []
-    for key in sorted({prompt_key(e.prompt) for e in human}):
-        train = load_training(data_dir, held_out | {key}, set(config.sources))
-        fold = [e for e in human if prompt_key(e.prompt) == key]
+    for keys in folds:
+        train = load_training(data_dir, held_out | keys, set(config.sources))
+        fold = [e for e in items if prompt_key(e.prompt) in keys]
         head = fit_head(train, emb, config)
         examples += fold
         scores.append(predict(head, *emb.pair(fold)))
     return examples, np.concatenate(scores)
+
+
+def prompt_folds(items: list[Example], n: int | None, seed: int = 0) -> list[set[str]]:
+    """The items' prompts in `n` seeded folds (None: one fold per prompt)."""
+    keys = sorted({prompt_key(e.prompt) for e in items})
+    if n is None:
+        return [{k} for k in keys]
+    random.Random(seed).shuffle(keys)
+    return [set(keys[i::n]) for i in range(n)]
 
 
 def tune_baselines(human: list[Example], emb: PairEmbeddings) -> dict[str, dict[str, object]]:
@@ -176,8 +214,9 @@ def tune_baselines(human: list[Example], emb: PairEmbeddings) -> dict[str, dict[
 @dataclass(frozen=True)
 class TrainedClassifier:
     rule: DecisionRule
-    cv_f1: float
+    cv_f1: float  # human train prompts, out of fold
     cv_auc: float
+    task6_f1: float  # gpt-5.4's task6 flags, out of fold
     counts: dict[str, dict[str, int]]
 
 
@@ -188,9 +227,19 @@ def train_classifier(
 
     from selector.head import export_head
 
-    oof_examples, oof_scores = out_of_fold_scores(data_dir, held_out, emb, config)
+    human = [e for e in load_pilot(data_dir / "pilot_train.jsonl") if prompt_key(e.prompt) not in held_out]
+    oof_examples, oof_scores = out_of_fold_scores(data_dir, held_out, emb, config, human, prompt_folds(human, None))
     groups = scored_groups(oof_examples, oof_scores)
-    rule = calibration.tune(calibration.top_share_grid(), groups)
+    # Three human prompts alone leave the rule to noise: their out-of-fold F1 is flat within +-0.03 over
+    # shares 0.125-0.25 and floors 0.2-0.45, and the argmax jumped between seeds. gpt-5.4's task6 flags
+    # mark ~19% of memories, near the human rate (~18%; its stage-2 labels mark 44%), so its 36 prompts
+    # join the tuning, each label source weighing the same (docs/selector.md, "Decision rule").
+    task6 = load_task6(data_dir, held_out)
+    t6_examples, t6_scores = out_of_fold_scores(
+        data_dir, held_out, emb, config, task6, prompt_folds(task6, CALIBRATION_FOLDS, config.seed)
+    )
+    t6_groups = scored_groups(t6_examples, t6_scores)
+    rule = calibration.tune(calibration.top_share_grid(), groups, t6_groups)
     examples = load_training(data_dir, held_out, set(config.sources))
     out_dir.mkdir(parents=True, exist_ok=True)
     export_head(fit_head(examples, emb, config), out_dir / HEAD_FILE)
@@ -203,13 +252,18 @@ def train_classifier(
         counts[source]["groups"] = len({e.group for e in examples if e.source == source})
     labels = np.array([e.label for e in oof_examples])
     return TrainedClassifier(
-        rule, calibration.pooled_f1(rule, groups), float(roc_auc_score(labels, oof_scores)), counts
+        rule,
+        calibration.pooled_f1(rule, groups),
+        float(roc_auc_score(labels, oof_scores)),
+        calibration.pooled_f1(rule, t6_groups),
+        counts,
     )
 
 
 def all_examples(data_dir: Path, held_out: set[str], sources: Sequence[str], extra: Sequence[Path]) -> list[Example]:
-    """Every example training or evaluation embeds: the chosen sources and the held-out files."""
-    return load_training(data_dir, held_out, set(sources)) + [e for p in extra for e in load_pilot(p)]
+    """Every example training or evaluation embeds: the chosen sources, task6 (the decision rule is tuned
+    on it whatever the head trains on) and the held-out files."""
+    return load_training(data_dir, held_out, set(sources) | {"task6"}) + [e for p in extra for e in load_pilot(p)]
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -220,6 +274,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=Path("models/selector"))
     parser.add_argument("--sources", default=",".join(DEFAULT_SOURCES))
     parser.add_argument("--hidden", type=int, default=0, help="0: logistic head; N: one hidden layer of N")
+    parser.add_argument("--rank", type=int, default=BILINEAR_RANK, help="prompt x memory interaction rank (0: none)")
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
@@ -245,7 +300,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "rule": trained.rule.to_dict(),
         "prompt_tokens": config.prompt_tokens,
         "train": asdict(config) | {"source_weights": SOURCE_WEIGHTS, "counts": trained.counts},
-        "cv": {"f1": trained.cv_f1, "auc": trained.cv_auc, "folds": "leave one human train prompt out"},
+        "cv": {
+            "f1": trained.cv_f1,
+            "auc": trained.cv_auc,
+            "folds": "leave one human train prompt out",
+            "task6_f1": trained.task6_f1,
+            "task6_folds": f"{CALIBRATION_FOLDS} folds of task6 prompts (gpt-5.4 labels)",
+        },
     }
     (args.out / "classifier" / CONFIG_FILE).write_text(json.dumps(config_doc, indent=2) + "\n")
     baselines = tune_baselines(human, emb)

@@ -63,3 +63,16 @@ def test_tune_picks_the_rule_with_best_f1() -> None:
 def test_grid_covers_the_human_selection_rate() -> None:
     shares = {r.share for r in top_share_grid()}  # type: ignore[attr-defined]
     assert min(shares) <= 0.1 and max(shares) >= 0.4
+
+
+def test_tune_weighs_each_label_source_the_same() -> None:
+    # A small set wants the top memory only; a large one wants the top two. Pooled, the large set's
+    # 40 items would outvote the small set's 4; as a mean of the two F1s, the small set counts as much.
+    small = [ScoredGroup(np.array([0.9, 0.8, 0.2, 0.1]), np.array([1, 0, 0, 0]))]
+    large = [ScoredGroup(np.array([0.9, 0.8, 0.2, 0.1]), np.array([1, 1, 0, 0]))] * 10
+    top_one, top_two = TopShareRule(0.25, 0.0), TopShareRule(0.5, 0.0)
+    assert tune([top_one, top_two], small) == top_one
+    assert tune([top_one, top_two], large) == top_two
+    # top_one: (1.0 + 0.667) / 2 = 0.833; top_two: (0.667 + 1.0) / 2 = 0.833: a tie, the first wins.
+    assert tune([top_one, top_two], small, large) == top_one
+    assert tune([top_two, top_one], small, large) == top_two

@@ -289,7 +289,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     val_files = args.val or [args.data / "pilot_val.jsonl"]
     held_out = held_out_prompts(*val_files)
     config = TrainConfig(
-        tuple(args.sources.split(",")), args.hidden, args.epochs, args.seed, args.prompt_tokens or None
+        tuple(args.sources.split(",")), args.hidden, args.epochs, args.seed, args.prompt_tokens or None, args.rank
     )
     examples = all_examples(args.data, held_out, config.sources, val_files)
     emb = PairEmbeddings.build(args.embedder, examples, args.cache, config.prompt_tokens)
@@ -322,7 +322,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def argv_command(args: argparse.Namespace) -> str:
     return (
         f"python -m selector.train --data {args.data} --out {args.out} --sources {args.sources} --seed {args.seed}"
-        f" --prompt-tokens {args.prompt_tokens}"
+        f" --prompt-tokens {args.prompt_tokens} --rank {args.rank}"
     )
 
 

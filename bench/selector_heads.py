@@ -30,7 +30,15 @@ import numpy as np
 
 from memory.embeddings import Embedder
 from selector.data import Example, held_out_prompts, load_pilot, load_training, prompt_key
-from selector.train import DEFAULT_CACHE, DEFAULT_SOURCES, PairEmbeddings, TrainConfig, fit_head, prompt_folds
+from selector.train import (
+    DEFAULT_CACHE,
+    DEFAULT_SOURCES,
+    PairEmbeddings,
+    TrainConfig,
+    fit_head,
+    prompt_folds,
+    topic_folds,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "relevance"
@@ -93,16 +101,11 @@ def measure(config: TrainConfig, everything: list[Example], val: list[Example]) 
     human = [e for e in everything if e.source == "human"]
     task6 = [e for e in everything if e.source == "task6"]
     prefeval = [e for e in everything if e.source == "prefeval"]
-    topics = sorted({e.group.split(":")[1] for e in prefeval})
-    topic_folds = [
-        {prompt_key(e.prompt) for e in prefeval if e.group.split(":")[1] in chunk}
-        for chunk in (set(topics[i::4]) for i in range(4))
-    ]
     out = {
         "human": within_auc(*out_of_fold(everything, human, prompt_folds(human, None), score)),
         "task6": within_auc(*out_of_fold(everything, task6, prompt_folds(task6, 4, config.seed), score)),
     }
-    pref_examples, pref_scores = out_of_fold(everything, prefeval, topic_folds, score)
+    pref_examples, pref_scores = out_of_fold(everything, prefeval, topic_folds(prefeval, 4), score)
     by_question: dict[str, list[int]] = {}
     for i, e in enumerate(pref_examples):
         by_question.setdefault(e.group, []).append(i)

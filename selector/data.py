@@ -123,6 +123,6 @@ def load_training(data_dir: Path, held_out: set[str], sources: set[str]) -> list
         ],
         "stage2": lambda: load_stage2(data_dir, held_out),
         "task6": lambda: load_task6(data_dir, held_out),
-        "prefeval": lambda: load_prefeval(data_dir),
+        "prefeval": lambda: [e for e in load_prefeval(data_dir) if prompt_key(e.prompt) not in held_out],
     }
     return [e for name in sorted(sources) for e in loaders[name]()]

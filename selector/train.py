@@ -174,6 +174,12 @@ def out_of_fold_scores(
     return examples, np.concatenate(scores)
 
 
+def topic_folds(prefeval: list[Example], n: int) -> list[set[str]]:
+    """PrefEval's questions in `n` folds of whole topics (its groups are `prefeval:<topic>:<i>`)."""
+    topics = sorted({e.group.split(":")[1] for e in prefeval})
+    return [{prompt_key(e.prompt) for e in prefeval if e.group.split(":")[1] in topics[i::n]} for i in range(n)]
+
+
 def prompt_folds(items: list[Example], n: int | None, seed: int = 0) -> list[set[str]]:
     """The items' prompts in `n` seeded folds (None: one fold per prompt)."""
     keys = sorted({prompt_key(e.prompt) for e in items})
@@ -233,7 +239,9 @@ def train_classifier(
     # Three human prompts alone leave the rule to noise: their out-of-fold F1 is flat within +-0.03 over
     # shares 0.125-0.25 and floors 0.2-0.45, and the argmax jumped between seeds. gpt-5.4's task6 flags
     # mark ~19% of memories, near the human rate (~18%; its stage-2 labels mark 44%), so its 36 prompts
-    # join the tuning, each label source weighing the same (docs/selector.md, "Decision rule").
+    # join the tuning, each label source weighing the same (docs/selector.md, "Decision rule"). PrefEval was
+    # tried as a third set and not kept: each of its questions has four candidates, so any floor keeps one
+    # memory there, and the low floor it pulls the rule to let unrelated memories into plain requests.
     task6 = load_task6(data_dir, held_out)
     t6_examples, t6_scores = out_of_fold_scores(
         data_dir, held_out, emb, config, task6, prompt_folds(task6, CALIBRATION_FOLDS, config.seed)

@@ -37,7 +37,6 @@ from selector.train import (
     TrainConfig,
     fit_head,
     prompt_folds,
-    topic_folds,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,6 +64,12 @@ VARIANTS = {
     f"bilinear-{SHIPPED.rank}, decay {SHIPPED.interaction_decay} (shipped)": SHIPPED,
     "shipped, whole prompt": replace(SHIPPED, prompt_tokens=None),
 }
+
+
+def topic_folds(prefeval: list[Example], n: int) -> list[set[str]]:
+    """PrefEval's questions in `n` folds of whole topics (its groups are `prefeval:<topic>:<i>`)."""
+    topics = sorted({e.group.split(":")[1] for e in prefeval})
+    return [{prompt_key(e.prompt) for e in prefeval if e.group.split(":")[1] in topics[i::n]} for i in range(n)]
 
 
 def within_auc(examples: list[Example], scores: np.ndarray) -> float:

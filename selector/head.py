@@ -28,7 +28,7 @@ class PairHead(nn.Module):
     direction. Left free (weight decay 0.05) it raised within-user AUC on every held-out set and lost
     plain matches ("Recommend some dog food brands." ranked "likes spicy food" over "has two dogs"); a
     stronger decay on it alone (HeadConfig.interaction_decay) keeps part of the gain and the plain
-    matches (docs/selector.md, "Bilinear head").
+    matches (docs/selector.md, "Head and prompt cut").
     """
 
     def __init__(self, dim: int = EMBEDDING_DIM, hidden: int = 0, rank: int = 0):

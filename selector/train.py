@@ -51,12 +51,12 @@ SOURCE_WEIGHTS = {"human": 5.0, "stage2": 1.0, "task6": 1.0, "prefeval": 0.5}
 DEFAULT_CACHE = Path.home() / ".cache" / "heedful" / "selector-embeddings.npz"
 # The classifier embeds at most this many prompt tokens, head and tail (memory.embeddings.head_and_tail):
 # the prompt's embedding is most of a request's selection cost, and a long prompt's is ~1.8x cheaper at
-# 96 tokens than at 256. Chosen on train-side numbers only (docs/selector.md, "Prompt length"): of the
+# 96 tokens than at 256. Chosen on train-side numbers only (docs/selector.md, "Head and prompt cut"): of the
 # cuts 32-256, 96 had the best cross-validated F1 (0.540 vs 0.533 uncut) and within-user AUC on held-out
 # weak-label prompts moved by <= 0.01 for every cut.
 PROMPT_TOKENS = 96
 # Rank of the head's prompt x memory interaction (selector.head.PairHead); 0: elementwise features only.
-# Chosen on train-side numbers (ranks 0, 2, 4, 8, 16, 32, 128; docs/selector.md, "Bilinear head").
+# Chosen on train-side numbers (ranks 0, 2, 4, 8, 16, 32, 128; docs/selector.md, "Head and prompt cut").
 BILINEAR_RANK = 4
 # Weight decay on the bilinear maps alone: at the head's own 0.05 they lost plain matches (selector.head).
 INTERACTION_DECAY = 1.0
@@ -172,12 +172,6 @@ def out_of_fold_scores(
         examples += fold
         scores.append(predict(head, *emb.pair(fold)))
     return examples, np.concatenate(scores)
-
-
-def topic_folds(prefeval: list[Example], n: int) -> list[set[str]]:
-    """PrefEval's questions in `n` folds of whole topics (its groups are `prefeval:<topic>:<i>`)."""
-    topics = sorted({e.group.split(":")[1] for e in prefeval})
-    return [{prompt_key(e.prompt) for e in prefeval if e.group.split(":")[1] in topics[i::n]} for i in range(n)]
 
 
 def prompt_folds(items: list[Example], n: int | None, seed: int = 0) -> list[set[str]]:

@@ -31,9 +31,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from selector import calibration
-from selector.calibration import ScoredGroup
 from selector.data import Example, held_out_prompts, load_pilot, load_training, prompt_key
-from selector.train import DEFAULT_CACHE, SOURCE_WEIGHTS, PairEmbeddings, TrainConfig, fit_head
+from selector.train import DEFAULT_CACHE, SOURCE_WEIGHTS, PairEmbeddings, TrainConfig, fit_head, scored_groups
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "relevance"
@@ -41,26 +40,17 @@ WEAK_SOURCES = ("prefeval", "stage2", "task6")
 SHORT_PROMPT = "How do I get around St. Louis on the cheap?"
 
 
-def groups(examples: list[Example], scores: np.ndarray) -> list[ScoredGroup]:
-    labels = np.array([e.label for e in examples])
-    by_group: dict[str, list[int]] = {}
-    for i, e in enumerate(examples):
-        by_group.setdefault(e.group, []).append(i)
-    return [ScoredGroup(scores[idx], labels[idx]) for idx in by_group.values()]
-
-
 def quality(dev: list[Example], dev_scores: np.ndarray, val: list[Example], val_scores: np.ndarray) -> dict:
     from sklearn.metrics import roc_auc_score
 
     grid = calibration.top_share_grid()
-    rule = calibration.tune(grid, groups(dev, dev_scores))
+    rule = calibration.tune(grid, scored_groups(dev, dev_scores))
     out: dict[str, object] = {"rule_tuned_on_dev": rule.to_dict()}
     for name, examples, scores in (("dev", dev, dev_scores), ("val", val, val_scores)):
-        sg = groups(examples, scores)
-        within = [roc_auc_score(g.labels, g.scores) for g in sg if 0 < g.labels.sum() < len(g.labels)]
+        sg = scored_groups(examples, scores)
         out[name] = {
             "auc": float(roc_auc_score([e.label for e in examples], scores)),
-            "within_user_auc": float(np.mean(within)),
+            "within_user_auc": calibration.mean_within_auc(sg),
             "f1_dev_rule": calibration.pooled_f1(rule, sg),
             "f1_best_rule": calibration.pooled_f1(calibration.tune(grid, sg), sg),
         }

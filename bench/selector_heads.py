@@ -23,12 +23,13 @@ if not __package__:  # run as `python bench/selector_heads.py`: keep the selecto
 
 import argparse
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, replace
 
 import numpy as np
 
 from memory.embeddings import Embedder
+from selector.calibration import mean_within_auc
 from selector.data import Example, held_out_prompts, load_pilot, load_training, prompt_key
 from selector.train import (
     DEFAULT_CACHE,
@@ -36,7 +37,9 @@ from selector.train import (
     PairEmbeddings,
     TrainConfig,
     fit_head,
+    out_of_fold_scores,
     prompt_folds,
+    scored_groups,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,26 +76,7 @@ def topic_folds(prefeval: list[Example], n: int) -> list[set[str]]:
 
 
 def within_auc(examples: list[Example], scores: np.ndarray) -> float:
-    from sklearn.metrics import roc_auc_score
-
-    by_group: dict[str, list[int]] = {}
-    for i, e in enumerate(examples):
-        by_group.setdefault(e.group, []).append(i)
-    labels = np.array([e.label for e in examples])
-    aucs = [roc_auc_score(labels[idx], scores[idx]) for idx in by_group.values() if 0 < labels[idx].sum() < len(idx)]
-    return float(np.mean(aucs))
-
-
-def out_of_fold(
-    everything: list[Example], items: list[Example], folds: list[set[str]], score: Callable[..., np.ndarray]
-) -> tuple[list[Example], np.ndarray]:
-    """Each fold's items scored by a head trained on every example whose prompt is not in the fold."""
-    examples, scores = [], []
-    for keys in folds:
-        fold = [e for e in items if prompt_key(e.prompt) in keys]
-        examples += fold
-        scores.append(score([e for e in everything if prompt_key(e.prompt) not in keys], fold))
-    return examples, np.concatenate(scores)
+    return mean_within_auc(scored_groups(examples, scores))
 
 
 def measure(config: TrainConfig, everything: list[Example], val: list[Example]) -> dict[str, float]:
@@ -100,17 +84,14 @@ def measure(config: TrainConfig, everything: list[Example], val: list[Example]) 
 
     emb = PairEmbeddings.build(ROOT / "models" / "embedder", everything + val, DEFAULT_CACHE, config.prompt_tokens)
 
-    def score(train: list[Example], items: list[Example]) -> np.ndarray:
-        return predict(fit_head(train, emb, config), *emb.pair(items))
-
     human = [e for e in everything if e.source == "human"]
     task6 = [e for e in everything if e.source == "task6"]
     prefeval = [e for e in everything if e.source == "prefeval"]
     out = {
-        "human": within_auc(*out_of_fold(everything, human, prompt_folds(human, None), score)),
-        "task6": within_auc(*out_of_fold(everything, task6, prompt_folds(task6, 4, config.seed), score)),
+        "human": within_auc(*out_of_fold_scores(everything, emb, config, human, prompt_folds(human, None))),
+        "task6": within_auc(*out_of_fold_scores(everything, emb, config, task6, prompt_folds(task6, 4, config.seed))),
     }
-    pref_examples, pref_scores = out_of_fold(everything, prefeval, topic_folds(prefeval, 4), score)
+    pref_examples, pref_scores = out_of_fold_scores(everything, emb, config, prefeval, topic_folds(prefeval, 4))
     by_question: dict[str, list[int]] = {}
     for i, e in enumerate(pref_examples):
         by_question.setdefault(e.group, []).append(i)

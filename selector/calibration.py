@@ -76,6 +76,14 @@ def pooled_f1(rule: DecisionRule, groups: Sequence[ScoredGroup]) -> float:
     return binary_metrics(labels, predicted).f1
 
 
+def mean_within_auc(groups: Sequence[ScoredGroup]) -> float:
+    """Mean ROC AUC inside each group that holds both labels: how well one user's memories are ranked,
+    which is what a per-user rule needs (a pooled AUC also mixes in how scores compare across prompts)."""
+    from sklearn.metrics import roc_auc_score  # evaluation only: serving never imports sklearn
+
+    return float(np.mean([roc_auc_score(g.labels, g.scores) for g in groups if 0 < g.labels.sum() < len(g.labels)]))
+
+
 def tune(
     candidates: Iterable[DecisionRule], groups: Sequence[ScoredGroup], *more: Sequence[ScoredGroup]
 ) -> DecisionRule:

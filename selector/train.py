@@ -154,19 +154,15 @@ def scored_groups(examples: list[Example], scores: np.ndarray) -> list[ScoredGro
 
 
 def out_of_fold_scores(
-    data_dir: Path,
-    held_out: set[str],
-    emb: PairEmbeddings,
-    config: TrainConfig,
-    items: list[Example],
-    folds: list[set[str]],
+    everything: list[Example], emb: PairEmbeddings, config: TrainConfig, items: list[Example], folds: list[set[str]]
 ) -> tuple[list[Example], np.ndarray]:
-    """The items of each fold of prompts, scored by a head that never saw those prompts from any source."""
+    """The items of each fold of prompts, scored by a head trained on `everything` but those prompts (from any
+    source: every loader keys prompts the same way, so this is `load_training` with the fold held out too)."""
     from selector.head import predict
 
     examples, scores = [], []
     for keys in folds:
-        train = load_training(data_dir, held_out | keys, set(config.sources))
+        train = [e for e in everything if prompt_key(e.prompt) not in keys]
         fold = [e for e in items if prompt_key(e.prompt) in keys]
         head = fit_head(train, emb, config)
         examples += fold
@@ -227,8 +223,9 @@ def train_classifier(
 
     from selector.head import export_head
 
+    examples = load_training(data_dir, held_out, set(config.sources))
     human = [e for e in load_pilot(data_dir / "pilot_train.jsonl") if prompt_key(e.prompt) not in held_out]
-    oof_examples, oof_scores = out_of_fold_scores(data_dir, held_out, emb, config, human, prompt_folds(human, None))
+    oof_examples, oof_scores = out_of_fold_scores(examples, emb, config, human, prompt_folds(human, None))
     groups = scored_groups(oof_examples, oof_scores)
     # Three human prompts alone leave the rule to noise: their out-of-fold F1 is flat within +-0.03 over
     # shares 0.125-0.25 and floors 0.2-0.45, and the argmax jumped between seeds. gpt-5.4's task6 flags
@@ -238,11 +235,10 @@ def train_classifier(
     # memory there, and the low floor it pulls the rule to let unrelated memories into plain requests.
     task6 = load_task6(data_dir, held_out)
     t6_examples, t6_scores = out_of_fold_scores(
-        data_dir, held_out, emb, config, task6, prompt_folds(task6, CALIBRATION_FOLDS, config.seed)
+        examples, emb, config, task6, prompt_folds(task6, CALIBRATION_FOLDS, config.seed)
     )
     t6_groups = scored_groups(t6_examples, t6_scores)
     rule = calibration.tune(calibration.top_share_grid(), groups, t6_groups)
-    examples = load_training(data_dir, held_out, set(config.sources))
     out_dir.mkdir(parents=True, exist_ok=True)
     export_head(fit_head(examples, emb, config), out_dir / HEAD_FILE)
     counts: dict[str, dict[str, int]] = {}

@@ -9,6 +9,7 @@ from selector.calibration import (
     GlobalThreshold,
     ScoredGroup,
     TopShareRule,
+    mean_within_auc,
     pooled_f1,
     rule_from_dict,
     top_share_grid,
@@ -76,3 +77,12 @@ def test_tune_weighs_each_label_source_the_same() -> None:
     # top_one: (1.0 + 0.667) / 2 = 0.833; top_two: (0.667 + 1.0) / 2 = 0.833: a tie, the first wins.
     assert tune([top_one, top_two], small, large) == top_one
     assert tune([top_two, top_one], small, large) == top_two
+
+
+def test_mean_within_auc_ranks_inside_each_group_and_skips_one_label_groups() -> None:
+    groups = [
+        ScoredGroup(np.array([0.9, 0.1, 0.2]), np.array([1, 0, 0])),  # perfect: 1.0
+        ScoredGroup(np.array([0.01, 0.02, 0.03]), np.array([0, 1, 0])),  # low scores, ranked 2nd of 3: 0.5
+        ScoredGroup(np.array([0.5, 0.6]), np.array([0, 0])),  # no relevant memory: no AUC, skipped
+    ]
+    assert mean_within_auc(groups) == 0.75

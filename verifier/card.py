@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from verifier.broaden import HELD_OUT, TEMPLATES
+from verifier.statements import AGAINST, FOR, HELD_OUT_ANTONYMS
 
 RESULTS_START = "<!-- results:start (written by python -m verifier.export) -->"
 RESULTS_END = "<!-- results:end -->"
@@ -21,7 +22,7 @@ NEGATIVE_TYPES = f"""\
 | `other_speaker` | a statement about the MSC partner whose turn *is* in the snippet (the words are there, said by the wrong speaker); also the partner's statement against the user's reply to it | task-context confusion (16.1%) |
 | `task_context` | synthetic: 2-3 first-person statements of other MSC speakers (same split) inside an assistant deliverable ("Here is your cover letter: ...", "Sample LinkedIn summary: ..."), next to a real user utterance or a bare "thanks"; the attribute is one of the deliverable's statements. The same snippets with the user utterance also give `supported` pairs (source `msc+synthetic`), so a deliverable is not itself a cue. 3 of 10 deliverable frames appear only in val | task-context confusion (16.1%) |
 | `overgeneralization` | the positive statement broadened by a template chosen by its shape (likes / has / is a / works / lives / favorite / can / any): "I like to read." → "I am obsessed with reading."; MSC statements and rendered PersonaExt triples ("have_pet dog" → "I have a dog." → "I have had a dog for my entire life."). {len(HELD_OUT)} of {len(TEMPLATES)} templates are held out of training and appear only in val | overgeneralization (53.9%) |
-| `contradiction` | the statement negated by rule ("I like X" → "I hate X" / "I do not like X"), and DNLI replies that contradict a persona sentence ("I do not have a car" against "I own a car") | not in the paper's breakdown; DNLI is the paper-era benchmark for it |
+| `contradiction` | the statement negated by rule ("I am a nurse" → "I am not a nurse", "I have two dogs" → "I do not have two dogs"); a preference flipped, one of {len(AGAINST)} antonyms for like/love/enjoy/adore/prefer ("I love X" → "I dislike X" / "I can't stand X" / "I have no interest in X" ...) and one of {len(FOR)} for hate/dislike/can't stand/detest ("I hate X" → "I enjoy X" / "I am a big fan of X" ...), {len(HELD_OUT_ANTONYMS)} of those {len(AGAINST) + len(FOR)} held out of training and in val only; and DNLI replies that contradict a persona sentence ("I do not have a car" against "I own a car") | not in the paper's breakdown; DNLI is the paper-era benchmark for it |
 
 A `missing_evidence` or `other_speaker` negative is dropped when the user's own turns in the
 snippet already contain half or more of the attribute's content words (FINDINGS.md): it is
@@ -204,8 +205,8 @@ set on val for unsupported recall >= 0.9 (the paper's recall-first gate).
 
 ## Limits
 
-- Val and train are built by the same rules; the held-out templates are the only check of
-  generalization to unseen negative shapes. Real extractor mistakes may look different.
+- Val and train are built by the same rules; the held-out templates and antonyms are the only
+  check of generalization to unseen negative shapes. Real extractor mistakes may look different.
 - MSC persona statements are crowdworker paraphrases in the first person; memories phrased
   very differently (long, multi-clause) are outside what was trained.
 - The threshold is set on the val split it is reported on (see the cross-fitted line above).

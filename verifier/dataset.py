@@ -30,8 +30,9 @@ DEFAULT_DATA_DIR = REPO_ROOT.parent / "shared" / "data"
 DEFAULT_SEED = 0
 
 VAL_SHARE = 0.2  # of speaker pairs
-# Validation draws half of its overgeneralization negatives from held-out templates, so
-# seen and unseen broadening patterns are measured on similar numbers.
+# Validation draws half of its overgeneralization negatives from held-out templates, and half
+# of its flipped-preference contradictions from held-out antonyms, so seen and unseen patterns
+# are measured on similar numbers.
 VAL_HELD_OUT_SHARE = 0.5
 # PersonaExt triples used per split: enough to vary the statement shapes, few enough that
 # MSC dialogue pairs (the run-time shape) stay the majority.

@@ -25,7 +25,7 @@ from verifier.pairs import (
 )
 from verifier.snippet import format_snippet
 from verifier.sources import Dialogue
-from verifier.statements import negate
+from verifier.statements import contradict
 
 # How the snippet around a user turn is cut: (partner turn + user turn) is the run-time shape;
 # the others keep the model from relying on there always being exactly one partner turn.
@@ -42,6 +42,9 @@ NEGATIVE_WEIGHTS = {
 # that follows them, whether or not that reply reveals anything: the run-time case where an
 # assistant turn is full of facts and the user only answers "sounds good".
 PARTNER_REPLY_SHARE = 0.25
+# The contradiction draw's range. A power of two takes the generator through the same steps as
+# the randrange(2) it replaced, so adding antonyms left every other pair of a split as it was.
+CONTRADICTION_DRAWS = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -66,7 +69,8 @@ def pairs_for_dialogue(dialogue: Dialogue, rng: random.Random, held_out_share: f
     """One positive and one negative per revealing utterance.
 
     `held_out_share` is the share of overgeneralization negatives built from held-out
-    templates: 0 for the training split, so those templates are never trained on.
+    templates, and of preference contradictions built from held-out antonyms: 0 for the
+    training split, so those are never trained on.
     """
     pairs = []
     for index, turn in enumerate(dialogue.turns):
@@ -112,7 +116,7 @@ def _negative(
         KIND_MISSING: _unsupported_choice(elsewhere, user_text, rng),
         KIND_OTHER_SPEAKER: _unsupported_choice(partner, user_text, rng),
         KIND_OVERGENERALIZATION: broaden(statement, rng, held_out=rng.random() < held_out_share),
-        KIND_CONTRADICTION: _as_option(negate(statement, variant=rng.randrange(2))),
+        KIND_CONTRADICTION: _contradiction(statement, rng, held_out_share),
     }
     available = [kind for kind, option in options.items() if option is not None]
     if not available:
@@ -128,8 +132,9 @@ def _unsupported_choice(statements: list[str], user_text: str, rng: random.Rando
     return (rng.choice(candidates), "") if candidates else None
 
 
-def _as_option(statement: str | None) -> tuple[str, str] | None:
-    return (statement, "") if statement else None
+def _contradiction(statement: str, rng: random.Random, held_out_share: float) -> tuple[str, str] | None:
+    draw = rng.randrange(CONTRADICTION_DRAWS)
+    return contradict(statement, variant=draw, held_out=draw < held_out_share * CONTRADICTION_DRAWS)
 
 
 def _snippet(dialogue: Dialogue, window: Window) -> str:

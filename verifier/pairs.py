@@ -6,7 +6,7 @@ import random
 from dataclasses import asdict, dataclass
 
 from verifier.broaden import HELD_OUT
-from verifier.statements import third_person
+from verifier.statements import HELD_OUT_ANTONYMS, third_person
 from verifier.words import overlap_share
 
 SUPPORTED = 1
@@ -40,13 +40,15 @@ class Pair:
     kind: str
     source: str  # msc | msc+synthetic | dnli | personaext
     group: str  # the dialogue (speaker pair) it came from: the unit of the train/val split
-    template: str = ""  # for overgeneralization: the broadening template's id
+    template: str = ""  # the broadening template's id, or the antonym's for a flipped preference
 
     @property
     def report_kind(self) -> str:
-        """The kind as the evaluation reports it: held-out templates apart from seen ones."""
+        """The kind as the evaluation reports it: held-out templates and antonyms apart from seen ones."""
         if self.kind == KIND_OVERGENERALIZATION:
             return f"{self.kind} ({'held-out' if self.template in HELD_OUT else 'seen'} templates)"
+        if self.kind == KIND_CONTRADICTION and self.template:
+            return f"{self.kind} ({'held-out' if self.template in HELD_OUT_ANTONYMS else 'seen'} antonyms)"
         return self.kind
 
     def as_dict(self) -> dict[str, object]:

@@ -56,7 +56,6 @@ _NEGATIONS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"^I(?: will|'ll) (?!not\b)", re.I), "I will not "),
     (re.compile(r"^I can (?!not\b)", re.I), "I cannot "),
     (re.compile(r"^I would (?!not\b)", re.I), "I would not "),
-    (re.compile(r"^I (love|like|enjoy|adore) ", re.I), "I hate "),
     (re.compile(r"^My (.+?) (is|are|was|were) (?!not\b)", re.I), r"My \1 \2 not "),
 ]
 _NEGATED_ALREADY = re.compile(r"^I (?:do not|don't|never|am not|have not|haven't|cannot|can't|won't) ", re.I)
@@ -74,18 +73,88 @@ _LEADING_ADVERB = re.compile(r"^I (?:just|also|really|still|only|always|usually|
 _STATIVE = frozenset({"have", "own", "know", "need", "want", "live", "work", "prefer", "think"})
 
 
-def negate(statement: str, variant: int = 0) -> str | None:
+@dataclass(frozen=True)
+class Antonym:
+    """One way of saying the opposite preference: `lead` replaces "I <verb>" ("I am not a fan of")."""
+
+    id: str
+    lead: str
+
+
+# The opposite preference, said several ways. With "I hate" as the only antonym of "I like",
+# the model learned the words "hate" and "not" instead of contradiction ("dislikes grilling"
+# passed the gate against "I love grilling"). Those in HELD_OUT_ANTONYMS never reach training:
+# the val split reports them apart, to measure phrasings the model has not seen.
+AGAINST: tuple[Antonym, ...] = (
+    Antonym("against.hate", "I hate"),
+    Antonym("against.do_not_like", "I do not like"),
+    Antonym("against.dislike", "I dislike"),
+    Antonym("against.cant_stand", "I can't stand"),
+    Antonym("against.do_not_enjoy", "I do not enjoy"),
+    Antonym("against.detest", "I detest"),
+    Antonym("against.dont_care_for", "I don't care for"),
+    Antonym("against.no_interest", "I have no interest in"),
+    Antonym("against.not_fan", "I am not a fan of"),
+    Antonym("against.avoid", "I avoid"),
+    Antonym("against.loathe", "I loathe"),
+)
+FOR: tuple[Antonym, ...] = (
+    Antonym("for.love", "I love"),
+    Antonym("for.like", "I like"),
+    Antonym("for.enjoy", "I enjoy"),
+    Antonym("for.big_fan", "I am a big fan of"),
+    Antonym("for.adore", "I adore"),
+    Antonym("for.really_like", "I really like"),
+    Antonym("for.passionate", "I am passionate about"),
+    Antonym("for.cant_get_enough", "I can't get enough of"),
+)
+HELD_OUT_ANTONYMS = frozenset(
+    {"against.not_fan", "against.avoid", "against.loathe", "for.passionate", "for.cant_get_enough"}
+)
+
+_LIKING = re.compile(r"^I (?P<verb>love|like|enjoy|adore|prefer) (?P<obj>.+)$", re.I)
+_DISLIKING = re.compile(r"^I (?P<verb>hate|dislike|can't stand|cannot stand|detest|loathe) (?P<obj>.+)$", re.I)
+# "I prefer tea over coffee" has no opposite of the same shape ("I hate tea over coffee").
+_COMPARISON = re.compile(r"\b(?:over|than|rather|instead)\b|\S\s+to\b", re.I)
+
+
+def negate(statement: str, variant: int = 0, held_out: bool = False) -> str | None:
     """A contradiction of the statement, or None when the rules cannot build one.
 
-    `variant` alternates between "do not" and "never" forms so that one phrasing does not
-    become the cue the model learns for contradiction.
+    `variant` picks among the phrasings ("do not" or "never"; for a preference, one of the
+    antonyms), so that no one phrasing becomes the cue the model learns for contradiction.
+    `held_out` picks the preference antonyms kept out of training instead of the others.
     """
+    made = contradict(statement, variant, held_out)
+    return made[0] if made else None
+
+
+def contradict(statement: str, variant: int = 0, held_out: bool = False) -> tuple[str, str] | None:
+    """(contradiction, antonym id); the id is "" when the statement was negated by rule."""
     text = _LEADING_ADVERB.sub("I ", statement.strip().rstrip(".!"))
+    flipped = _flip_preference(text, variant, held_out)  # before the check: "I can't stand X" flips
+    if flipped is not None:
+        return flipped
     if _NEGATED_ALREADY.match(text):
         return None
+    negated = _negate_by_rule(text, variant)
+    return (negated, "") if negated else None
+
+
+def _flip_preference(text: str, variant: int, held_out: bool) -> tuple[str, str] | None:
+    """'I love X' -> 'I dislike X', 'I can't stand X' -> 'I enjoy X', one antonym per variant."""
+    liking = _LIKING.match(text)
+    disliking = _DISLIKING.match(text)
+    match = liking or disliking
+    if match is None or (liking and liking["verb"].lower() == "prefer" and _COMPARISON.search(liking["obj"])):
+        return None
+    forms = [a for a in (AGAINST if liking else FOR) if (a.id in HELD_OUT_ANTONYMS) == held_out]
+    antonym = forms[variant % len(forms)]
+    return as_sentence(f"{antonym.lead} {gerund(match['obj'])}"), antonym.id
+
+
+def _negate_by_rule(text: str, variant: int) -> str | None:
     for pattern, replacement in _NEGATIONS:
-        if variant % 2 and replacement == "I hate ":
-            replacement = "I do not like "
         if pattern.match(text):
             return as_sentence(pattern.sub(replacement, text, count=1))
     match = _PLAIN_VERB.match(text)

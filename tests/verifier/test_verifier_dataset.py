@@ -26,7 +26,7 @@ from verifier.pairs import (
     looks_supported,
 )
 from verifier.snippet import OTHER_MARK, USER_MARK, format_snippet
-from verifier.statements import negate, third_person
+from verifier.statements import AGAINST, FOR, HELD_OUT_ANTONYMS, contradict, negate, third_person
 from verifier.task_context import DELIVERABLES, TRAIN_DELIVERABLES
 
 # (speaker, text, persona_text): two speakers alternate; persona_text as MSC's crowdworkers wrote it.
@@ -141,6 +141,12 @@ def test_held_out_templates_never_reach_training(splits) -> None:
     assert any(p.template in HELD_OUT for p in splits.val)
 
 
+def test_held_out_antonyms_never_reach_training(splits) -> None:
+    flipped = [p for p in splits.train if p.kind == KIND_CONTRADICTION and p.template]
+    assert flipped and not any(p.template in HELD_OUT_ANTONYMS for p in flipped)
+    assert any(p.template in HELD_OUT_ANTONYMS for p in splits.val)
+
+
 def test_positives_are_the_users_own_statements(splits) -> None:
     positives = [p for p in splits.train + splits.val if p.kind == KIND_SUPPORTED and p.source == "msc"]
     assert positives and all(p.label == SUPPORTED for p in positives)
@@ -202,6 +208,11 @@ def test_pair_kind_reports_template_generalization() -> None:
     unseen = Pair("USER: x", "y", UNSUPPORTED, KIND_OVERGENERALIZATION, "msc", "g", "like.fanatic")
     assert seen.report_kind.endswith("(seen templates)")
     assert unseen.report_kind.endswith("(held-out templates)")
+    assert Pair("USER: x", "y", UNSUPPORTED, KIND_CONTRADICTION, "msc", "g").report_kind == KIND_CONTRADICTION
+    flipped = Pair("USER: x", "y", UNSUPPORTED, KIND_CONTRADICTION, "msc", "g", "against.dislike")
+    unseen_flip = Pair("USER: x", "y", UNSUPPORTED, KIND_CONTRADICTION, "msc", "g", "against.not_fan")
+    assert flipped.report_kind == "contradiction (seen antonyms)"
+    assert unseen_flip.report_kind == "contradiction (held-out antonyms)"
 
 
 @pytest.mark.parametrize(
@@ -220,6 +231,41 @@ def test_negation_contradicts(statement: str, contradiction: str) -> None:
 
 def test_already_negative_statements_are_not_negated_twice() -> None:
     assert negate("I don't like crowds.") is None
+
+
+def _leads(antonyms, held_out: bool) -> set[str]:
+    return {a.lead for a in antonyms if (a.id in HELD_OUT_ANTONYMS) == held_out}
+
+
+@pytest.mark.parametrize(("statement", "antonyms"), [("I love grilling.", AGAINST), ("I hate grilling.", FOR)])
+@pytest.mark.parametrize("held_out", [False, True])
+def test_a_preference_is_contradicted_in_every_phrasing_of_its_set(statement: str, antonyms, held_out: bool) -> None:
+    # One phrasing per variant; over enough variants every phrasing of the set is used, none of the other set.
+    made = {negate(statement, variant, held_out) for variant in range(len(antonyms))}
+    assert made == {f"{lead} grilling." for lead in _leads(antonyms, held_out)}
+
+
+@pytest.mark.parametrize(
+    ("statement", "variant", "contradiction"),
+    [
+        ("I love to read.", 2, "I dislike reading."),
+        ("I really enjoy hiking.", 3, "I can't stand hiking."),
+        ("I like to read.", 0, "I am not a fan of reading."),  # held out
+        ("I hate cold weather.", 0, "I love cold weather."),
+        ("I can't stand loud music.", 3, "I am a big fan of loud music."),
+        ("I dislike to cook.", 2, "I enjoy cooking."),
+        ("I detest spiders.", 0, "I am passionate about spiders."),  # held out
+    ],
+)
+def test_preferences_flip_both_ways(statement: str, variant: int, contradiction: str) -> None:
+    held_out = contradiction.startswith(("I am not a fan", "I am passionate"))
+    assert negate(statement, variant, held_out) == contradiction
+
+
+def test_a_comparison_is_negated_not_flipped() -> None:
+    # "I hate tea over coffee" says nothing; the rule's "do not prefer" does.
+    assert contradict("I prefer tea over coffee.", 5) == ("I don't prefer tea over coffee.", "")
+    assert contradict("I prefer tea.", 0) == ("I hate tea.", "against.hate")
 
 
 def test_broadening_claims_more_than_the_statement() -> None:

@@ -43,6 +43,10 @@ class Selector(Protocol):
     # beside its store read, and pass it as `prompt_vector` (the Responder does; it saves the
     # embedding's time per request).
     embeds_prompt: bool
+    # True when `embed_prompt`'s vector is in the store's embedding space, so a caller may also search the
+    # store with it (the Responder's shortlist for users with very many memories). False for a classifier
+    # with its own fine-tuned prompt encoder.
+    prompt_vector_searches_store: bool
 
     def embed_prompt(self, prompt: str) -> np.ndarray:
         """The prompt's vector exactly as `select` computes it (CPU-bound: call off the loop).

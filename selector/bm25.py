@@ -55,6 +55,7 @@ def bm25_scores(query: str, documents: list[str]) -> np.ndarray:
 class BM25Selector:
     name = "bm25"
     embeds_prompt = False
+    prompt_vector_searches_store = False
 
     def __init__(self, rule: DecisionRule):
         self.rule = rule

@@ -1,7 +1,7 @@
 """The default selector: a trained head over precomputed MiniLM embeddings, then a per-prompt rule.
 
-Per request: embed the prompt once (int8 MiniLM, the same embedder that wrote
-`Memory.embedding`), score every memory with the head (one small onnxruntime call for all of
+Per request: embed the prompt once (int8 MiniLM: the classifier's own fine-tuned prompt encoder when it
+was trained with one, else the embedder that wrote `Memory.embedding`), score every memory with the head (one small onnxruntime call for all of
 them), then decide with the tuned rule (selector.calibration). Memories stored without an
 embedding are embedded here; nothing else depends on the number of memories.
 """
@@ -24,6 +24,9 @@ from selector.calibration import DecisionRule, rule_from_dict
 
 HEAD_FILE = "head.onnx"
 CONFIG_FILE = "config.json"
+# The classifier's own prompt encoder (selector.prompt_encoder), when it was trained with one; memories
+# are always embedded by the store's embedder.
+ENCODER_DIR = "prompt_encoder"
 
 
 # Vectors kept per process; 20k x 384 float32 is ~30 MB of the API's 1 GB budget.
@@ -89,12 +92,19 @@ class ClassifierSelector:
     embeds_prompt = True
 
     def __init__(
-        self, head: ort.InferenceSession, rule: DecisionRule, embedder: Embedder, prompt_tokens: int | None = None
+        self,
+        head: ort.InferenceSession,
+        rule: DecisionRule,
+        embedder: Embedder,
+        prompt_tokens: int | None = None,
+        prompt_encoder: Embedder | None = None,
     ):
         self._head = head
         self.rule = rule
-        self._embedder = embedder
         self._memory_vectors = MemoryVectors(embedder)
+        # Prompts go through the classifier's fine-tuned encoder when it has one, else the store's embedder.
+        self._prompt_encoder = prompt_encoder or embedder
+        self.prompt_vector_searches_store = prompt_encoder is None
         # The prompt is embedded from at most this many tokens, its head and tail (None: the embedder's
         # 256). The head was trained on prompts embedded the same way (selector.train).
         self.prompt_tokens = prompt_tokens
@@ -105,10 +115,15 @@ class ClassifierSelector:
         head = ort.InferenceSession(
             str(model_dir / HEAD_FILE), sess_options=session_options(threads), providers=["CPUExecutionProvider"]
         )
-        return cls(head, rule_from_dict(config["rule"]), embedder, config.get("prompt_tokens"))
+        encoder = config.get("prompt_encoder")
+        if encoder and not (model_dir / encoder).is_dir():
+            # The head was trained on this encoder's vectors: scoring stock embeddings with it would be wrong.
+            raise FileNotFoundError(f"{model_dir / CONFIG_FILE} names a prompt encoder {encoder!r} that is missing")
+        prompt_encoder = Embedder.load(model_dir / encoder, threads=threads) if encoder else None
+        return cls(head, rule_from_dict(config["rule"]), embedder, config.get("prompt_tokens"), prompt_encoder)
 
     def embed_prompt(self, prompt: str) -> np.ndarray:
-        return self._embedder.embed([prompt], max_tokens=self.prompt_tokens)[0]
+        return self._prompt_encoder.embed([prompt], max_tokens=self.prompt_tokens)[0]
 
     def missing_vectors(self, memories: list[Memory]) -> list[Memory]:
         return self._memory_vectors.missing(memories)

@@ -22,6 +22,7 @@ from selector.classifier import MemoryVectors
 class EmbeddingSelector:
     name = "embedding"
     embeds_prompt = True
+    prompt_vector_searches_store = True
 
     def __init__(self, embedder: Embedder, rule: DecisionRule):
         self._embedder = embedder

@@ -63,6 +63,7 @@ def final_answer(text: str) -> bool | None:
 class LLMSelector:
     name = "llm"
     embeds_prompt = False
+    prompt_vector_searches_store = False
 
     def __init__(self, llm: LLM, max_concurrency: int = MAX_CONCURRENCY, max_tokens: int = MAX_TOKENS):
         self._llm = llm

@@ -21,6 +21,7 @@ import argparse
 import hashlib
 import json
 import random
+import shutil
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -32,7 +33,7 @@ from memory.embeddings import MODEL_FILE, Embedder
 from selector import calibration
 from selector.bm25 import bm25_scores
 from selector.calibration import DecisionRule, ScoredGroup
-from selector.classifier import CONFIG_FILE, HEAD_FILE
+from selector.classifier import CONFIG_FILE, ENCODER_DIR, HEAD_FILE
 from selector.data import (
     DEFAULT_DATA_DIR,
     Example,
@@ -61,6 +62,10 @@ BILINEAR_RANK = 4
 # Weight decay on the bilinear maps alone: at the head's own 0.05 they lost plain matches (selector.head).
 INTERACTION_DECAY = 1.0
 CALIBRATION_FOLDS = 4  # folds of the task6 prompts, for tuning the decision rule out of fold
+# Epochs of prompt-encoder fine-tuning after the head (selector.prompt_encoder) when asked for with
+# --encoder-epochs. Off by default: better held-out ranking, but it lost a plain match (docs/selector.md,
+# "Prompt encoder").
+TUNED_ENCODER_EPOCHS = 2
 
 
 class TextEmbeddings:
@@ -127,6 +132,38 @@ class TrainConfig:
     prompt_tokens: int | None = PROMPT_TOKENS
     rank: int = BILINEAR_RANK
     interaction_decay: float = INTERACTION_DECAY
+    encoder_epochs: int = 0  # 0: prompts embedded by the stock embedder; N: a fine-tuned prompt encoder
+
+
+class Scorer:
+    """A trained head, with the prompt encoder trained beside it when there is one: scores examples."""
+
+    def __init__(self, head: Any, emb: PairEmbeddings, tuned: Any = None):
+        self.head = head
+        self.tuned = tuned  # selector.prompt_encoder.TunedScorer, or None: stock prompt embeddings
+        self._emb = emb
+
+    def __call__(self, items: Sequence[Example]) -> np.ndarray:
+        from selector.head import predict
+
+        if self.tuned is None:
+            return predict(self.head, *self._emb.pair(items))
+        return self.tuned.predict([e.prompt for e in items], self._emb.texts[[e.attribute for e in items]])
+
+
+def fit_scorer(examples: list[Example], emb: PairEmbeddings, config: TrainConfig) -> Scorer:
+    """The head on frozen embeddings, then (encoder_epochs > 0) the prompt encoder and head together."""
+    head = fit_head(examples, emb, config)
+    if not config.encoder_epochs:
+        return Scorer(head, emb)
+    from memory.embeddings import MAX_TOKENS
+    from selector.prompt_encoder import EncoderConfig, PromptIds, base_model_dir, fine_tune
+
+    ids = PromptIds(base_model_dir() / "tokenizer.json", config.prompt_tokens or MAX_TOKENS)
+    weights = np.array([SOURCE_WEIGHTS[e.source] for e in examples], dtype=np.float32)
+    memories = emb.texts[[e.attribute for e in examples]]
+    encoder = EncoderConfig(epochs=config.encoder_epochs, seed=config.seed)
+    return Scorer(head, emb, fine_tune(examples, memories, weights, head, ids, encoder, config.interaction_decay))
 
 
 def fit_head(examples: list[Example], emb: PairEmbeddings, config: TrainConfig):  # type: ignore[no-untyped-def]
@@ -156,17 +193,15 @@ def scored_groups(examples: list[Example], scores: np.ndarray) -> list[ScoredGro
 def out_of_fold_scores(
     everything: list[Example], emb: PairEmbeddings, config: TrainConfig, items: list[Example], folds: list[set[str]]
 ) -> tuple[list[Example], np.ndarray]:
-    """The items of each fold of prompts, scored by a head trained on `everything` but those prompts (from any
-    source: every loader keys prompts the same way, so this is `load_training` with the fold held out too)."""
-    from selector.head import predict
-
+    """The items of each fold of prompts, scored by a head (and prompt encoder) trained on `everything` but those
+    prompts (from any source: every loader keys prompts the same way, so this is `load_training` with the fold
+    held out too)."""
     examples, scores = [], []
     for keys in folds:
         train = [e for e in everything if prompt_key(e.prompt) not in keys]
         fold = [e for e in items if prompt_key(e.prompt) in keys]
-        head = fit_head(train, emb, config)
         examples += fold
-        scores.append(predict(head, *emb.pair(fold)))
+        scores.append(fit_scorer(train, emb, config)(fold))
     return examples, np.concatenate(scores)
 
 
@@ -240,7 +275,15 @@ def train_classifier(
     t6_groups = scored_groups(t6_examples, t6_scores)
     rule = calibration.tune(calibration.top_share_grid(), groups, t6_groups)
     out_dir.mkdir(parents=True, exist_ok=True)
-    export_head(fit_head(examples, emb, config), out_dir / HEAD_FILE)
+    final = fit_scorer(examples, emb, config)
+    export_head(final.head, out_dir / HEAD_FILE)
+    encoder_dir = out_dir / ENCODER_DIR
+    if final.tuned is not None:
+        from selector.prompt_encoder import export_encoder
+
+        export_encoder(final.tuned, encoder_dir)
+    elif encoder_dir.exists():  # a stale encoder would embed prompts for a head trained without it
+        shutil.rmtree(encoder_dir)
     counts: dict[str, dict[str, int]] = {}
     for e in examples:
         c = counts.setdefault(e.source, {"pairs": 0, "relevant": 0, "groups": 0})
@@ -278,6 +321,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--prompt-tokens", type=int, default=PROMPT_TOKENS, help="prompt tokens the classifier embeds (0: all 256)"
     )
+    parser.add_argument(
+        "--encoder-epochs",
+        type=int,
+        default=0,
+        help=f"epochs of prompt-encoder fine-tuning (0: the stock embedder; tried: {TUNED_ENCODER_EPOCHS})",
+    )
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="embedding cache (outside the repo)")
     return parser.parse_args(argv)
 
@@ -287,7 +336,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     val_files = args.val or [args.data / "pilot_val.jsonl"]
     held_out = held_out_prompts(*val_files)
     config = TrainConfig(
-        tuple(args.sources.split(",")), args.hidden, args.epochs, args.seed, args.prompt_tokens or None, args.rank
+        tuple(args.sources.split(",")),
+        args.hidden,
+        args.epochs,
+        args.seed,
+        args.prompt_tokens or None,
+        args.rank,
+        encoder_epochs=args.encoder_epochs,
     )
     examples = all_examples(args.data, held_out, config.sources, val_files)
     emb = PairEmbeddings.build(args.embedder, examples, args.cache, config.prompt_tokens)
@@ -297,6 +352,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     config_doc: dict[str, Any] = {
         "rule": trained.rule.to_dict(),
         "prompt_tokens": config.prompt_tokens,
+        "prompt_encoder": ENCODER_DIR if config.encoder_epochs else None,
         "train": asdict(config) | {"source_weights": SOURCE_WEIGHTS, "counts": trained.counts},
         "cv": {
             "f1": trained.cv_f1,
@@ -320,7 +376,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def argv_command(args: argparse.Namespace) -> str:
     return (
         f"python -m selector.train --data {args.data} --out {args.out} --sources {args.sources} --seed {args.seed}"
-        f" --prompt-tokens {args.prompt_tokens} --rank {args.rank}"
+        f" --prompt-tokens {args.prompt_tokens} --rank {args.rank} --encoder-epochs {args.encoder_epochs}"
     )
 
 

@@ -113,8 +113,11 @@ class Responder:
             return page.memories
         # More than the selector is offered: the nearest to the prompt, not the first in storage order.
         # The selector's prompt vector may come from the prompt's head and tail only: near enough to rank
-        # the user's memories for a shortlist.
-        vector = (await prompt_vector).tolist() if prompt_vector is not None else (await self.c.embed([prompt]))[0]
+        # the user's memories for a shortlist, when it is in the store's space at all.
+        if prompt_vector is not None and selector is not None and selector.prompt_vector_searches_store:
+            vector = (await prompt_vector).tolist()
+        else:
+            vector = (await self.c.embed([prompt]))[0]
         return [s.memory for s in await self.c.store.search(tenant, vector, limit=MAX_CONSIDERED, filters=active)]
 
     async def _read_vectors(self, tenant: str, memories: list[Memory]) -> None:

@@ -4,9 +4,11 @@ and /respond (context-only) still answers, with the memory that matters among th
 from __future__ import annotations
 
 import httpx
+import numpy as np
 import pytest
 
 from memory.model import Evidence, Memory, MemoryKind
+from selector import Selection, Selector
 from service.respond import MAX_CONSIDERED
 from service.wiring import Components
 from tests.api.test_ingest import conversation
@@ -99,3 +101,42 @@ async def test_list_export_and_respond_with_ten_thousand_memories(
     assert body["memories_considered"] == MAX_CONSIDERED
     assert [m["text"] for m in body["memories"]] == [NEEDLE]
     assert NEEDLE in body["system_prompt"]
+
+
+class OwnSpace:
+    """The embedding selector with a prompt vector in a space of its own, as a classifier with a fine-tuned prompt
+    encoder has (selector.prompt_encoder): useless, here deliberately so, for searching the store."""
+
+    name = "embedding"
+    embeds_prompt = True
+    prompt_vector_searches_store = False
+
+    def __init__(self, inner: Selector):
+        self._inner = inner
+
+    def embed_prompt(self, prompt: str) -> np.ndarray:
+        return -self._inner.embed_prompt(prompt)  # the store's farthest memories, if it were searched with
+
+    def missing_vectors(self, memories: list[Memory]) -> list[Memory]:
+        return self._inner.missing_vectors(memories)
+
+    async def select(
+        self, prompt: str, memories: list[Memory], prompt_vector: np.ndarray | None = None
+    ) -> list[Selection]:
+        return await self._inner.select(prompt, memories)
+
+
+async def test_the_shortlist_is_searched_in_the_stores_space(
+    client: httpx.AsyncClient, app_key: str, hoarder: set[str], components: Components, monkeypatch: pytest.MonkeyPatch
+):
+    """More memories than the selector is offered: the shortlist comes from a store search with the store
+    embedder's vector whenever the selector's own prompt vector is in another space."""
+    monkeypatch.setitem(components.selectors, "embedding", OwnSpace(components.selector("embedding")))
+    ask = {
+        "user_id": "hoarder",
+        "messages": [{"role": "user", "content": PROMPT}],
+        "options": {"generate": False, "selector": "embedding", "max_memories": 1},
+    }
+    body = (await client.post("/respond", json=ask, headers=bearer(app_key))).json()
+    assert body["memories_considered"] == MAX_CONSIDERED
+    assert [m["text"] for m in body["memories"]] == [NEEDLE]

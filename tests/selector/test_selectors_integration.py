@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -81,12 +82,17 @@ async def test_a_prompt_vector_computed_ahead_gives_the_same_selection(
 
 
 async def test_the_classifier_embeds_a_long_prompts_head_and_tail_only(embedder: Embedder) -> None:
-    """The committed classifier was trained on prompts cut to their first and last tokens and is served so."""
+    """The committed classifier was trained on prompts cut to their first and last tokens and is served so,
+    through its own fine-tuned prompt encoder when it has one (memories keep the store's embedder)."""
     selector = build("classifier", MODELS, embedder)
     tokens = selector.prompt_tokens  # type: ignore[attr-defined]
     assert tokens is not None and tokens < 256
-    np.testing.assert_allclose(selector.embed_prompt(LONG_PROMPT), embedder.embed([LONG_PROMPT], max_tokens=tokens)[0])
-    assert float(selector.embed_prompt(LONG_PROMPT) @ embedder.embed([LONG_PROMPT])[0]) < 0.999
+    classifier_dir = MODELS / "selector" / "classifier"
+    encoder_name = json.loads((classifier_dir / "config.json").read_text()).get("prompt_encoder")
+    encoder = Embedder.load(classifier_dir / encoder_name) if encoder_name else embedder
+    assert selector.prompt_vector_searches_store == (encoder is embedder)
+    np.testing.assert_allclose(selector.embed_prompt(LONG_PROMPT), encoder.embed([LONG_PROMPT], max_tokens=tokens)[0])
+    assert float(selector.embed_prompt(LONG_PROMPT) @ encoder.embed([LONG_PROMPT])[0]) < 0.999
 
 
 async def test_an_edited_memory_is_scored_by_its_new_text(embedder: Embedder) -> None:

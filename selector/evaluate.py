@@ -151,6 +151,15 @@ VARIANTS = (
 )
 
 
+def chosen_variants(fragments: str) -> list[Variant]:
+    """The variants whose names hold one of the comma-separated fragments; none given: every variant but
+    the tuned prompt encoder's, which takes minutes per seed (8 fine-tunes) and runs only when named."""
+    wanted = [w for w in fragments.split(",") if w]
+    if not wanted:
+        return [v for v in VARIANTS if not v.encoder_epochs]
+    return [v for v in VARIANTS if any(w in v.name for w in wanted)]
+
+
 def seed_rows(
     args: argparse.Namespace, embedder: Embedder, groups: list[EvalGroup], seeds: list[int]
 ) -> dict[str, list[BinaryMetrics]]:
@@ -161,8 +170,7 @@ def seed_rows(
 
     held_out = held_out_prompts(args.data_file)
     out: dict[str, list[BinaryMetrics]] = {}
-    chosen = [v for v in VARIANTS if not args.variants or any(w in v.name for w in args.variants.split(","))]
-    for variant in chosen:
+    for variant in chosen_variants(args.variants):
         examples = all_examples(args.data_dir, held_out, variant.sources, [args.data_file])
         emb = PairEmbeddings.build(args.models / "embedder", examples, DEFAULT_CACHE, TrainConfig.prompt_tokens)
         for seed in seeds:
@@ -289,7 +297,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--models", type=Path, default=Path("models"))
     parser.add_argument("--seeds", default="", help="comma-separated seeds to retrain the classifier variants with")
     parser.add_argument(
-        "--variants", default="", help="comma-separated name fragments: retrain only the variants they match"
+        "--variants",
+        default="",
+        help="comma-separated name fragments: retrain the variants they match (default: all but the tuned prompt encoder)",
     )
     parser.add_argument("--llm-rows", default="", help="comma-separated: base, grpo (embedded SmolLM2, slow)")
     parser.add_argument("--llm-items", type=int, default=0, help="a fixed seeded sample of this many items (0: all)")

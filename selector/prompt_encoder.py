@@ -8,7 +8,8 @@ their labelled memories. Exported like the embedder (memory.embedder_export: fus
 `prompt_encoder/` (selector.classifier.ENCODER_DIR) beside the head; `selector.classifier` embeds prompts with it when it is there.
 
 Why: the frozen MiniLM embedding of a long study prompt is a mean over everything it says; which part
-of a prompt decides relevance is what the weak LLM labels hold most of (docs/selector.md, "Prompt encoder").
+of a prompt decides relevance is what the weak LLM labels hold most of. Measured: better ranking on every
+held-out set, but it lost a plain match, so it is off by default (docs/selector.md, "Tried and not kept").
 """
 
 from __future__ import annotations

@@ -103,3 +103,17 @@ def _base_copy() -> PreTrainedModel:
     from transformers import AutoModel
 
     return AutoModel.from_pretrained(str(base_model_dir()), local_files_only=True).eval()
+
+
+def test_the_seeded_evaluation_retrains_the_tuned_encoder_only_when_named() -> None:
+    from selector.evaluate import VARIANTS, chosen_variants
+
+    default = chosen_variants("")
+    assert default and not any(v.encoder_epochs for v in default)
+    assert len(default) == len(VARIANTS) - 1
+    named = chosen_variants("tuned prompt encoder")
+    assert [v.encoder_epochs > 0 for v in named] == [True]
+    assert {v.name for v in chosen_variants("logistic,human only")} == {
+        "classifier (logistic head, all sources)",
+        "classifier (bilinear-4 head, human only)",
+    }

@@ -1,9 +1,10 @@
 """The default selector: a trained head over precomputed MiniLM embeddings, then a per-prompt rule.
 
-Per request: embed the prompt once (int8 MiniLM: the classifier's own fine-tuned prompt encoder when it
-was trained with one, else the embedder that wrote `Memory.embedding`), score every memory with the head (one small onnxruntime call for all of
-them), then decide with the tuned rule (selector.calibration). Memories stored without an
-embedding are embedded here; nothing else depends on the number of memories.
+Per request: embed the prompt once (int8 MiniLM: the classifier's own fine-tuned prompt encoder when
+it was trained with one, else the embedder that wrote `Memory.embedding`), score every memory with
+the head (one small onnxruntime call for all of them), then decide with the tuned rule
+(selector.calibration). Memories stored without an embedding are embedded here; nothing else depends
+on the number of memories.
 """
 
 from __future__ import annotations

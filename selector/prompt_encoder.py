@@ -5,7 +5,8 @@ selector), so only the prompt side learns: one encoder call per request, as befo
 changes. The head is first fitted on frozen embeddings (selector.train.fit_head), then the encoder and
 the head train together on the same weighted, class-balanced loss, one step per few prompts with all of
 their labelled memories. Exported like the embedder (memory.embedder_export: fused, int8) to
-`prompt_encoder/` (selector.classifier.ENCODER_DIR) beside the head; `selector.classifier` embeds prompts with it when it is there.
+`prompt_encoder/` (selector.classifier.ENCODER_DIR) beside the head; `selector.classifier` embeds
+prompts with it when its config names it.
 
 Why: the frozen MiniLM embedding of a long study prompt is a mean over everything it says; which part
 of a prompt decides relevance is what the weak LLM labels hold most of. Measured: better ranking on every

@@ -58,6 +58,26 @@ def head_and_tail(ids: list[int], max_tokens: int) -> list[int]:
     return [ids[0], *body[: keep - tail], *body[len(body) - tail :], ids[-1]]
 
 
+def untruncated(tokenizer: Tokenizer) -> Tokenizer:
+    """A copy of the tokenizer that neither truncates nor pads (for `clipped_ids`)."""
+    full = Tokenizer.from_str(tokenizer.to_str())
+    full.no_truncation()
+    full.no_padding()
+    return full
+
+
+def clipped_ids(tokenizer: Tokenizer, text: str, max_tokens: int) -> list[int]:
+    """The text's ids as `Embedder.embed(..., max_tokens)` embeds them: `head_and_tail` of the untruncated
+    encoding (`tokenizer` from `untruncated`). The selector's prompt-encoder training uses it too."""
+    # The untruncated encoding is needed for the true tail, but a huge text need not be tokenized
+    # whole: a MiniLM token covers at most a few dozen characters ([UNK] words aside), so its two
+    # ends by characters hold every token that can be kept.
+    span = 32 * max_tokens
+    if len(text) > 2 * span:
+        text = f"{text[:span]} {text[-span:]}"
+    return head_and_tail(tokenizer.encode(text).ids, max_tokens)
+
+
 def ids_to_arrays(rows: list[list[int]]) -> dict[str, np.ndarray]:
     """Right-padded id rows (pad id 0) with their attention mask; one segment."""
     width = max(len(r) for r in rows)
@@ -122,21 +142,9 @@ class Embedder:
         return out
 
     def _clipped_ids(self, text: str, max_tokens: int) -> list[int]:
-        # The untruncated encoding is needed for the true tail, but a huge text need not be tokenized
-        # whole: a MiniLM token covers at most a few dozen characters ([UNK] words aside), so its two
-        # ends by characters hold every token that can be kept.
-        span = 32 * max_tokens
-        if len(text) > 2 * span:
-            text = f"{text[:span]} {text[-span:]}"
-        return head_and_tail(self._untruncated.encode(text).ids, max_tokens)
-
-    @property
-    def _untruncated(self) -> Tokenizer:
         if self._full_tokenizer is None:
-            self._full_tokenizer = Tokenizer.from_str(self._tokenizer.to_str())
-            self._full_tokenizer.no_truncation()
-            self._full_tokenizer.no_padding()
-        return self._full_tokenizer
+            self._full_tokenizer = untruncated(self._tokenizer)
+        return clipped_ids(self._full_tokenizer, text, max_tokens)
 
     def _embed_arrays(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
         feeds = {name: value for name, value in arrays.items() if name in self._input_names}

@@ -28,7 +28,6 @@ from memory.embeddings import Embedder
 from memory.model import Memory
 from selector import Selection, Selector
 from selector.calibration import rule_from_dict
-from selector.classifier import ENCODER_DIR
 from selector.data import DEFAULT_DATA_DIR
 from selector.metrics import BinaryMetrics, binary_metrics
 from selector.train import BILINEAR_RANK, INTERACTION_DECAY, TUNED_ENCODER_EPOCHS
@@ -166,7 +165,14 @@ def seed_rows(
     """Retrain each variant per seed (cheap: a head over cached embeddings) and evaluate it."""
     from selector.classifier import ClassifierSelector
     from selector.data import held_out_prompts
-    from selector.train import DEFAULT_CACHE, PairEmbeddings, TrainConfig, all_examples, train_classifier
+    from selector.train import (
+        DEFAULT_CACHE,
+        PairEmbeddings,
+        TrainConfig,
+        all_examples,
+        runtime_config,
+        train_classifier,
+    )
 
     held_out = held_out_prompts(args.data_file)
     out: dict[str, list[BinaryMetrics]] = {}
@@ -184,12 +190,7 @@ def seed_rows(
             )
             with tempfile.TemporaryDirectory() as tmp:
                 trained = train_classifier(args.data_dir, held_out, emb, config, Path(tmp))
-                selector_config = {
-                    "rule": trained.rule.to_dict(),
-                    "prompt_tokens": config.prompt_tokens,
-                    "prompt_encoder": ENCODER_DIR if config.encoder_epochs else None,
-                }
-                (Path(tmp) / "config.json").write_text(json.dumps(selector_config))
+                (Path(tmp) / "config.json").write_text(json.dumps(runtime_config(trained.rule, config)))
                 selector = ClassifierSelector.load(Path(tmp), embedder)
                 out.setdefault(variant.name, []).append(evaluate(selector, groups))
     return out

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from tokenizers import Tokenizer
 
-from memory.embeddings import MODEL_FILE, TOKENIZER_FILE, head_and_tail
+from memory.embeddings import MODEL_FILE, TOKENIZER_FILE, clipped_ids, ids_to_arrays, untruncated
 from selector.data import Example
 from selector.head import PairHead, balanced_weights
 
@@ -54,31 +54,24 @@ def base_model_dir() -> Path:
 
 
 class PromptIds:
-    """Each prompt's token ids as the runtime embeds it (memory.embeddings: head and tail)."""
+    """Each prompt's token ids exactly as the runtime embeds it (memory.embeddings.clipped_ids), cached."""
 
     def __init__(self, tokenizer_file: Path, max_tokens: int):
-        self._tokenizer = Tokenizer.from_file(str(tokenizer_file))
-        self._tokenizer.no_truncation()
-        self._tokenizer.no_padding()
+        self._tokenizer = untruncated(Tokenizer.from_file(str(tokenizer_file)))
         self._max_tokens = max_tokens
         self._ids: dict[str, list[int]] = {}
 
     def __getitem__(self, prompt: str) -> list[int]:
         if prompt not in self._ids:
-            self._ids[prompt] = head_and_tail(self._tokenizer.encode(prompt).ids, self._max_tokens)
+            self._ids[prompt] = clipped_ids(self._tokenizer, prompt, self._max_tokens)
         return self._ids[prompt]
 
 
-def encode(model: torch.nn.Module, rows: Sequence[list[int]]) -> torch.Tensor:
+def encode(model: torch.nn.Module, rows: list[list[int]]) -> torch.Tensor:
     """Mean-pooled, unit-length embeddings, as memory.embeddings.Embedder computes them."""
-    width = max(len(r) for r in rows)
-    ids = torch.zeros((len(rows), width), dtype=torch.long)
-    mask = torch.zeros_like(ids)
-    for i, r in enumerate(rows):
-        ids[i, : len(r)] = torch.tensor(r)
-        mask[i, : len(r)] = 1
-    hidden = model(input_ids=ids, attention_mask=mask, token_type_ids=torch.zeros_like(ids)).last_hidden_state
-    weights = mask.unsqueeze(-1).float()
+    arrays = {name: torch.from_numpy(value) for name, value in ids_to_arrays(rows).items()}
+    hidden = model(**arrays).last_hidden_state
+    weights = arrays["attention_mask"].unsqueeze(-1).float()
     return torch.nn.functional.normalize((hidden * weights).sum(1) / weights.sum(1), dim=1)
 
 

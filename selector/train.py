@@ -161,10 +161,23 @@ def fit_scorer(examples: list[Example], emb: PairEmbeddings, config: TrainConfig
     from selector.prompt_encoder import EncoderConfig, PromptIds, base_model_dir, fine_tune
 
     ids = PromptIds(base_model_dir() / "tokenizer.json", config.prompt_tokens or MAX_TOKENS)
-    weights = np.array([SOURCE_WEIGHTS[e.source] for e in examples], dtype=np.float32)
     memories = emb.texts[[e.attribute for e in examples]]
     encoder = EncoderConfig(epochs=config.encoder_epochs, seed=config.seed)
+    weights = source_weights(examples)
     return Scorer(head, emb, fine_tune(examples, memories, weights, head, ids, encoder, config.interaction_decay))
+
+
+def source_weights(examples: Sequence[Example]) -> np.ndarray:
+    return np.array([SOURCE_WEIGHTS[e.source] for e in examples], dtype=np.float32)
+
+
+def runtime_config(rule: DecisionRule, config: TrainConfig) -> dict[str, Any]:
+    """What `ClassifierSelector.load` reads from config.json beside the head."""
+    return {
+        "rule": rule.to_dict(),
+        "prompt_tokens": config.prompt_tokens,
+        "prompt_encoder": ENCODER_DIR if config.encoder_epochs else None,
+    }
 
 
 def fit_head(examples: list[Example], emb: PairEmbeddings, config: TrainConfig):  # type: ignore[no-untyped-def]
@@ -172,7 +185,6 @@ def fit_head(examples: list[Example], emb: PairEmbeddings, config: TrainConfig):
     from selector.head import HeadConfig, train_head
 
     labels = np.array([e.label for e in examples])
-    weights = np.array([SOURCE_WEIGHTS[e.source] for e in examples], dtype=np.float32)
     head_config = HeadConfig(
         hidden=config.hidden,
         rank=config.rank,
@@ -180,7 +192,7 @@ def fit_head(examples: list[Example], emb: PairEmbeddings, config: TrainConfig):
         epochs=config.epochs,
         seed=config.seed,
     )
-    return train_head(*emb.pair(examples), labels, weights, head_config)
+    return train_head(*emb.pair(examples), labels, source_weights(examples), head_config)
 
 
 def scored_groups(examples: list[Example], scores: np.ndarray) -> list[ScoredGroup]:
@@ -350,10 +362,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     human = [e for e in load_pilot(args.data / "pilot_train.jsonl") if prompt_key(e.prompt) not in held_out]
 
     trained = train_classifier(args.data, held_out, emb, config, args.out / "classifier")
-    config_doc: dict[str, Any] = {
-        "rule": trained.rule.to_dict(),
-        "prompt_tokens": config.prompt_tokens,
-        "prompt_encoder": ENCODER_DIR if config.encoder_epochs else None,
+    config_doc: dict[str, Any] = runtime_config(trained.rule, config) | {
         "train": asdict(config) | {"source_weights": SOURCE_WEIGHTS, "counts": trained.counts},
         "cv": {
             "f1": trained.cv_f1,

@@ -5,7 +5,8 @@ Sources and how they become labels:
 - llm_labels_stage2/gpt-5.4.jsonl joined with profiles_task5_items.jsonl (for the prompt text)
   and profiles_task6_items.jsonl: gpt-5.4's yes/no on many more prompts. Weak labels.
 - prefeval/explicit_preference: a question with its own preference is relevant; with a
-  preference from another topic it is not. LLM-made, weak.
+  preference from another topic it is not (random ones; optionally one of them the nearest
+  preference of another category, a near miss). LLM-made, weak.
 
 Graded annotations (raw_annotations/graded_*) are not used as labels: on the pilot prompts they
 rate the same items the majority label already summarizes, and on every other prompt (4, 6-9)
@@ -22,16 +23,29 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from memory.model import normalize_text
 
 DEFAULT_DATA_DIR = Path("../shared/data/relevance")
 # FINDINGS (PrefEval helped most with three off-topic negatives per question).
 PREFEVAL_NEGATIVES = 3
+# Near misses, when asked for: of those negatives, this many are the preferences nearest the question (by
+# the store's embedder) among other categories (the topic file's prefix: lifestyle, travel, ...). Random
+# negatives are easy, and a prompt encoder tuned on them learned that a food prompt makes any food memory
+# relevant ("Recommend some dog food brands." -> "likes spicy food" over "has two dogs"); a near miss kept
+# the plain matches. Another category, not just another topic: the nearest preference of a sibling topic
+# is often relevant after all ("resources to learn Ancient History" -> "I avoid text-heavy materials due to
+# my dyslexia", from education_learning_styles), and would be a wrong label (docs/selector.md).
+PREFEVAL_NEAR_MISSES = 1
+
+# Texts -> unit vectors (one row per text), the store's embedder: how PrefEval's near misses are found.
+Embed = Callable[[Sequence[str]], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -95,19 +109,29 @@ def load_task6(data_dir: Path, held_out: set[str]) -> list[Example]:
     return out
 
 
-def load_prefeval(data_dir: Path, seed: int = 0) -> list[Example]:
-    """Each question with its own preference (relevant) and off-topic preferences (not)."""
-    by_topic: dict[str, list[dict[str, str]]] = {}
+def load_prefeval(data_dir: Path, seed: int = 0, embed: Embed | None = None) -> list[Example]:
+    """Each question with its own preference (relevant) and PREFEVAL_NEGATIVES preferences of other topics
+    (not), drawn at random; with `embed`, PREFEVAL_NEAR_MISSES of them are the nearest of other categories."""
+    rows = []  # (topic, index within the topic, question, preference)
     for path in sorted((data_dir / "prefeval" / "explicit_preference").glob("*.json")):
-        by_topic[path.stem] = json.loads(path.read_text())
+        rows += [(path.stem, i, r["question"], r["preference"]) for i, r in enumerate(json.loads(path.read_text()))]
+    topics = np.array([row[0] for row in rows])
+    categories = np.array([t.split("_")[0] for t in topics])
+    preferences = [row[3] for row in rows]
+    similarity = None if embed is None else embed([row[2] for row in rows]) @ embed(preferences).T
     rng = random.Random(seed)
     out = []
-    for topic, rows in by_topic.items():
-        others = [r["preference"] for t, rs in by_topic.items() if t != topic for r in rs]
-        for i, r in enumerate(rows):
-            group = f"prefeval:{topic}:{i}"
-            out.append(Example(r["question"], r["preference"], 1, group, "prefeval"))
-            out += [Example(r["question"], p, 0, group, "prefeval") for p in rng.sample(others, PREFEVAL_NEGATIVES)]
+    for i, (topic, index, question, preference) in enumerate(rows):
+        group = f"prefeval:{topic}:{index}"
+        others = np.flatnonzero(topics != topic)
+        nearest: list[int] = []
+        if similarity is not None:
+            far = np.flatnonzero(categories != categories[i])
+            nearest = far[np.argsort(-similarity[i, far], kind="stable")[:PREFEVAL_NEAR_MISSES]].tolist()
+        rest = [j for j in others.tolist() if j not in nearest]
+        drawn = rng.sample(rest, PREFEVAL_NEGATIVES - len(nearest))
+        out.append(Example(question, preference, 1, group, "prefeval"))
+        out += [Example(question, preferences[j], 0, group, "prefeval") for j in [*nearest, *drawn]]
     return out
 
 
@@ -115,14 +139,15 @@ def held_out_prompts(*eval_files: Path) -> set[str]:
     return {prompt_key(e.prompt) for path in eval_files for e in load_pilot(path)}
 
 
-def load_training(data_dir: Path, held_out: set[str], sources: set[str]) -> list[Example]:
-    """The human pilot train split plus the chosen weak sources, none on a held-out prompt."""
+def load_training(data_dir: Path, held_out: set[str], sources: set[str], embed: Embed | None = None) -> list[Example]:
+    """The human pilot train split plus the chosen weak sources, none on a held-out prompt. `embed`: PrefEval
+    with near-miss negatives (load_prefeval)."""
     loaders = {
         "human": lambda: [
             e for e in load_pilot(data_dir / "pilot_train.jsonl") if prompt_key(e.prompt) not in held_out
         ],
         "stage2": lambda: load_stage2(data_dir, held_out),
         "task6": lambda: load_task6(data_dir, held_out),
-        "prefeval": lambda: [e for e in load_prefeval(data_dir) if prompt_key(e.prompt) not in held_out],
+        "prefeval": lambda: [e for e in load_prefeval(data_dir, embed=embed) if prompt_key(e.prompt) not in held_out],
     }
     return [e for name in sorted(sources) for e in loaders[name]()]

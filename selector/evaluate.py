@@ -129,6 +129,7 @@ class Variant:
     rank: int = BILINEAR_RANK
     interaction_decay: float = INTERACTION_DECAY
     encoder_epochs: int = 0  # the prompt encoder fine-tuned (selector.prompt_encoder); ~30x the training time
+    prefeval_near_misses: bool = False  # selector.data.PREFEVAL_NEAR_MISSES
 
 
 ALL_SOURCES = ("human", "stage2", "task6", "prefeval")
@@ -139,6 +140,18 @@ VARIANTS = (
         f"classifier (tuned prompt encoder, bilinear-{BILINEAR_RANK} head, all sources)",
         ALL_SOURCES,
         encoder_epochs=TUNED_ENCODER_EPOCHS,
+    ),
+    # Both again with a near miss among each PrefEval question's negatives (selector.data).
+    Variant(
+        f"classifier (tuned prompt encoder, PrefEval near misses, bilinear-{BILINEAR_RANK} head, all sources)",
+        ALL_SOURCES,
+        encoder_epochs=TUNED_ENCODER_EPOCHS,
+        prefeval_near_misses=True,
+    ),
+    Variant(
+        f"classifier (bilinear-{BILINEAR_RANK} head, PrefEval near misses, all sources)",
+        ALL_SOURCES,
+        prefeval_near_misses=True,
     ),
     Variant("classifier (logistic head, all sources)", ALL_SOURCES, rank=0),
     # The bilinear term without its own decay: better here, but it lost plain matches (selector.head).
@@ -170,6 +183,7 @@ def seed_rows(
         PairEmbeddings,
         TrainConfig,
         all_examples,
+        near_miss_embed,
         runtime_config,
         train_classifier,
     )
@@ -177,7 +191,8 @@ def seed_rows(
     held_out = held_out_prompts(args.data_file)
     out: dict[str, list[BinaryMetrics]] = {}
     for variant in chosen_variants(args.variants):
-        examples = all_examples(args.data_dir, held_out, variant.sources, [args.data_file])
+        embed = near_miss_embed(variant.prefeval_near_misses, args.models / "embedder")
+        examples = all_examples(args.data_dir, held_out, variant.sources, [args.data_file], embed)
         emb = PairEmbeddings.build(args.models / "embedder", examples, DEFAULT_CACHE, TrainConfig.prompt_tokens)
         for seed in seeds:
             config = TrainConfig(
@@ -187,9 +202,10 @@ def seed_rows(
                 rank=variant.rank,
                 interaction_decay=variant.interaction_decay,
                 encoder_epochs=variant.encoder_epochs,
+                prefeval_near_misses=variant.prefeval_near_misses,
             )
             with tempfile.TemporaryDirectory() as tmp:
-                trained = train_classifier(args.data_dir, held_out, emb, config, Path(tmp))
+                trained = train_classifier(args.data_dir, held_out, emb, config, Path(tmp), embed)
                 (Path(tmp) / "config.json").write_text(json.dumps(runtime_config(trained.rule, config)))
                 selector = ClassifierSelector.load(Path(tmp), embedder)
                 out.setdefault(variant.name, []).append(evaluate(selector, groups))

@@ -37,6 +37,7 @@ from selector.calibration import DecisionRule, ScoredGroup
 from selector.classifier import CONFIG_FILE, ENCODER_DIR, HEAD_FILE
 from selector.data import (
     DEFAULT_DATA_DIR,
+    Embed,
     Example,
     held_out_prompts,
     load_pilot,
@@ -101,6 +102,18 @@ class TextEmbeddings:
         return self._vectors[[self._index[t] for t in texts]]
 
 
+def near_miss_embed(prefeval_near_misses: bool, embedder_dir: Path, cache: Path = DEFAULT_CACHE) -> Embed | None:
+    """What finds PrefEval's near-miss negatives (selector.data.load_prefeval) when they are asked for: whole
+    texts as the store embeds memories, through the training cache."""
+    if not prefeval_near_misses:
+        return None
+
+    def embed(texts: Sequence[str]) -> np.ndarray:
+        return TextEmbeddings.build(embedder_dir, set(texts), cache)[list(texts)]
+
+    return embed
+
+
 @dataclass(frozen=True)
 class PairEmbeddings:
     """Prompts embedded as the classifier embeds them at run time; attributes (and, for the similarity
@@ -134,6 +147,7 @@ class TrainConfig:
     rank: int = BILINEAR_RANK
     interaction_decay: float = INTERACTION_DECAY
     encoder_epochs: int = 0  # 0: prompts embedded by the stock embedder; N: a fine-tuned prompt encoder
+    prefeval_near_misses: bool = False  # one PrefEval negative the nearest of another category (selector.data)
 
 
 class Scorer:
@@ -265,13 +279,19 @@ class TrainedClassifier:
 
 
 def train_classifier(
-    data_dir: Path, held_out: set[str], emb: PairEmbeddings, config: TrainConfig, out_dir: Path
+    data_dir: Path,
+    held_out: set[str],
+    emb: PairEmbeddings,
+    config: TrainConfig,
+    out_dir: Path,
+    embed: Embed | None = None,
 ) -> TrainedClassifier:
+    """`embed`: near_miss_embed for this config."""
     from sklearn.metrics import roc_auc_score
 
     from selector.head import export_head
 
-    examples = load_training(data_dir, held_out, set(config.sources))
+    examples = load_training(data_dir, held_out, set(config.sources), embed)
     human = [e for e in load_pilot(data_dir / "pilot_train.jsonl") if prompt_key(e.prompt) not in held_out]
     oof_examples, oof_scores = out_of_fold_scores(examples, emb, config, human, prompt_folds(human, None))
     groups = scored_groups(oof_examples, oof_scores)
@@ -314,10 +334,13 @@ def train_classifier(
     )
 
 
-def all_examples(data_dir: Path, held_out: set[str], sources: Sequence[str], extra: Sequence[Path]) -> list[Example]:
+def all_examples(
+    data_dir: Path, held_out: set[str], sources: Sequence[str], extra: Sequence[Path], embed: Embed | None = None
+) -> list[Example]:
     """Every example training or evaluation embeds: the chosen sources, task6 (the decision rule is tuned
     on it whatever the head trains on) and the held-out files."""
-    return load_training(data_dir, held_out, set(sources) | {"task6"}) + [e for p in extra for e in load_pilot(p)]
+    training = load_training(data_dir, held_out, set(sources) | {"task6"}, embed)
+    return training + [e for p in extra for e in load_pilot(p)]
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -340,6 +363,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=0,
         help=f"epochs of prompt-encoder fine-tuning (0: the stock embedder; tried: {TUNED_ENCODER_EPOCHS})",
     )
+    parser.add_argument(
+        "--prefeval-near-misses",
+        action="store_true",
+        help="one of each PrefEval question's negatives the nearest preference of another category",
+    )
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="embedding cache (outside the repo)")
     return parser.parse_args(argv)
 
@@ -356,12 +384,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.prompt_tokens or None,
         args.rank,
         encoder_epochs=args.encoder_epochs,
+        prefeval_near_misses=args.prefeval_near_misses,
     )
-    examples = all_examples(args.data, held_out, config.sources, val_files)
+    embed = near_miss_embed(config.prefeval_near_misses, args.embedder, args.cache)
+    examples = all_examples(args.data, held_out, config.sources, val_files, embed)
     emb = PairEmbeddings.build(args.embedder, examples, args.cache, config.prompt_tokens)
     human = [e for e in load_pilot(args.data / "pilot_train.jsonl") if prompt_key(e.prompt) not in held_out]
 
-    trained = train_classifier(args.data, held_out, emb, config, args.out / "classifier")
+    trained = train_classifier(args.data, held_out, emb, config, args.out / "classifier", embed)
     config_doc: dict[str, Any] = runtime_config(trained.rule, config) | {
         "train": asdict(config) | {"source_weights": SOURCE_WEIGHTS, "counts": trained.counts},
         "cv": {
@@ -387,6 +417,7 @@ def argv_command(args: argparse.Namespace) -> str:
     return (
         f"python -m selector.train --data {args.data} --out {args.out} --sources {args.sources} --seed {args.seed}"
         f" --prompt-tokens {args.prompt_tokens} --rank {args.rank} --encoder-epochs {args.encoder_epochs}"
+        + (" --prefeval-near-misses" if args.prefeval_near_misses else "")
     )
 
 

@@ -1,11 +1,14 @@
-"""Relevance data loaders: a held-out prompt leaves every source, PrefEval included."""
+"""Relevance data loaders: a held-out prompt leaves every source, PrefEval included; PrefEval's near misses."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
-from selector.data import PREFEVAL_NEGATIVES, load_training, prompt_key
+import numpy as np
+
+from selector.data import PREFEVAL_NEAR_MISSES, PREFEVAL_NEGATIVES, load_prefeval, load_training, prompt_key
 
 
 def test_a_held_out_prefeval_question_is_not_trained_on(tmp_path: Path) -> None:
@@ -21,3 +24,46 @@ def test_a_held_out_prefeval_question_is_not_trained_on(tmp_path: Path) -> None:
     assert len(everything) == 6 * (1 + PREFEVAL_NEGATIVES)
     assert len(kept) == 5 * (1 + PREFEVAL_NEGATIVES)
     assert all(e.prompt != "Help me with dinner?" for e in kept)
+
+
+VOCABULARY = ("dinner", "snack", "train", "seat", "bus", "map")
+
+
+def bag_of_words(texts: Sequence[str]) -> np.ndarray:
+    """A stand-in for the embedder in this one-function test: unit word-count vectors over VOCABULARY."""
+    counts = np.array([[t.lower().count(w) for w in VOCABULARY] for t in texts], dtype=np.float32) + 1e-3
+    return counts / np.linalg.norm(counts, axis=1, keepdims=True)
+
+
+def test_a_near_miss_is_the_nearest_preference_of_another_category(tmp_path: Path) -> None:
+    explicit = tmp_path / "prefeval" / "explicit_preference"
+    explicit.mkdir(parents=True)
+    files = {
+        "food_dinner": [("Help me plan dinner?", "I like pasta.")],
+        # Nearest to the dinner question overall, but a sibling topic: it may well be relevant, never a near miss.
+        "food_snacks": [("Snack ideas?", "Dinner, always dinner.")],
+        "travel_rail": [
+            ("Which train?", "I take the dinner train."),
+            ("Which seat?", "I like window seats."),
+            ("Bus or map?", "I avoid night buses."),
+        ],
+        "shop_maps": [("Which atlas?", "I collect old maps."), ("Paper or screen?", "I read on paper.")],
+    }
+    for topic, rows in files.items():
+        (explicit / f"{topic}.json").write_text(json.dumps([{"question": q, "preference": p} for q, p in rows]))
+
+    random_only = load_prefeval(tmp_path)
+    near = load_prefeval(tmp_path, embed=bag_of_words)
+
+    dinner = [e for e in near if e.group == "prefeval:food_dinner:0"]
+    assert [(e.attribute, e.label) for e in dinner[: 1 + PREFEVAL_NEAR_MISSES]] == [
+        ("I like pasta.", 1),
+        ("I take the dinner train.", 0),
+    ]
+    assert len(dinner) == 1 + PREFEVAL_NEGATIVES
+    assert len({e.attribute for e in dinner}) == len(dinner)  # the random draws skip the near miss
+    # Without an embedder every negative is drawn at random from other topics, as before near misses.
+    assert len(random_only) == len(near) == 7 * (1 + PREFEVAL_NEGATIVES)
+    for e in random_only:
+        own = next(p for rows in files.values() for q, p in rows if q == e.prompt)
+        assert (e.attribute == own) == bool(e.label)

@@ -244,6 +244,9 @@ _ADVERB_WORDS = (
 )
 _UNCHANGED = frozenset(_UNCHANGED_WORDS.split())
 _ADVERBS = frozenset(_ADVERB_WORDS.split())
+# Verbs ending in -ly; any other -ly word before the verb is an adverb ("I strongly dislike ...").
+_LY_VERB_WORDS = "apply reply rely supply fly comply multiply imply ally rally tally bully"
+_LY_VERBS = frozenset(_LY_VERB_WORDS.split())
 _MIDDLE = [  # first-person words after the opening -> singular "they"
     (r"\bI'm\b|\bI am\b", "they are"),
     (r"\bI was\b", "they were"),
@@ -281,7 +284,9 @@ def _conjugated(rest: str) -> str:
     """'like to read' -> 'likes to read', 'really love dogs' -> 'really loves dogs'."""
     words = rest.split(" ")
     i = 0
-    while i < len(words) - 1 and words[i].casefold() in _ADVERBS:
+    while i < len(words) - 1 and (
+        words[i].casefold() in _ADVERBS or (words[i].casefold().endswith("ly") and words[i].casefold() not in _LY_VERBS)
+    ):
         i += 1
     verb = words[i]
     low = verb.casefold()

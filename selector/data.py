@@ -17,6 +17,11 @@ unnecessary, forbidden -> irrelevant; none -> unlabeled.
 
 Every loader takes `held_out`: prompt texts that must not appear in training (the val prompt),
 since the split is by prompt.
+
+Memory form: the data's attributes are statements ("The user is vegetarian.", PrefEval's "I am
+vegetarian."), while the extractor stores subject-less third person ("is vegetarian"; memory.
+extractor_train.third_person). `as_extracted` rewrites one into the other, so the selector can be
+trained and evaluated on memories as it is served them.
 """
 
 from __future__ import annotations
@@ -24,12 +29,13 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from memory.extractor_train import third_person
 from memory.model import normalize_text
 
 DEFAULT_DATA_DIR = Path("../shared/data/relevance")
@@ -133,6 +139,35 @@ def load_prefeval(data_dir: Path, seed: int = 0, embed: Embed | None = None) -> 
         out.append(Example(question, preference, 1, group, "prefeval"))
         out += [Example(question, preferences[j], 0, group, "prefeval") for j in [*nearest, *drawn]]
     return out
+
+
+def as_extracted(attribute: str) -> str:
+    """An attribute as the extractor phrases memories: 'The user is vegetarian.' -> 'is vegetarian', "The
+    user's son ..." -> 'their son ...', 'I am vegetarian.' -> 'is vegetarian'; other texts without their
+    final full stop."""
+    text = attribute.strip().rstrip(".")
+    lowered = text.casefold()
+    for subject, replacement in (("the user's ", "their "), ("the user ", "")):
+        if lowered.startswith(subject):
+            return replacement + text[len(subject) :]
+    if lowered.startswith(("i ", "i'", "my ")):
+        return third_person(text)
+    return text
+
+
+def in_extracted_form(examples: Sequence[Example]) -> list[Example]:
+    """The same examples with each attribute as the extractor would store it."""
+    return [replace(e, attribute=as_extracted(e.attribute)) for e in examples]
+
+
+def extracted_copies(examples: Sequence[Example]) -> list[Example]:
+    """A copy of each example whose attribute the extractor would phrase differently, in that phrasing, in a
+    group of its own (a group is one selection decision; the two phrasings are not one list of memories)."""
+    return [
+        replace(e, attribute=text, group=f"{e.group}:extracted")
+        for e in examples
+        if (text := as_extracted(e.attribute)) != e.attribute
+    ]
 
 
 def held_out_prompts(*eval_files: Path) -> set[str]:

@@ -28,7 +28,7 @@ from memory.embeddings import Embedder
 from memory.model import Memory
 from selector import Selection, Selector
 from selector.calibration import rule_from_dict
-from selector.data import DEFAULT_DATA_DIR
+from selector.data import DEFAULT_DATA_DIR, as_extracted
 from selector.metrics import BinaryMetrics, binary_metrics
 from selector.train import BILINEAR_RANK, INTERACTION_DECAY, TUNED_ENCODER_EPOCHS
 
@@ -56,7 +56,9 @@ class EvalGroup:
     labels: np.ndarray
 
 
-def load_groups(path: Path, embedder: Embedder) -> list[EvalGroup]:
+def load_groups(path: Path, embedder: Embedder, extracted: bool = False) -> list[EvalGroup]:
+    """One group per user × prompt; `extracted`: each attribute as the extractor would store it
+    (selector.data.as_extracted: "The user is vegetarian." -> "is vegetarian"), as /respond sees memories."""
     by_sample: dict[int, list[dict[str, object]]] = {}
     with path.open() as f:
         for line in f:
@@ -65,6 +67,8 @@ def load_groups(path: Path, embedder: Embedder) -> list[EvalGroup]:
     groups = []
     for sample, rows in sorted(by_sample.items()):
         texts = [str(r["attribute"]) for r in rows]
+        if extracted:
+            texts = [as_extracted(t) for t in texts]
         vectors = embedder.embed(texts)
         memories = [
             Memory.new(f"sample-{sample}", t, embedding=v.tolist()) for t, v in zip(texts, vectors, strict=True)
@@ -96,7 +100,8 @@ def reference_rows(groups: list[EvalGroup], labels_dir: Path) -> dict[str, Binar
             for line in f:
                 r = json.loads(line)
                 for item in r["items"]:
-                    answers[(int(r["sample_index"]), item["attribute"])] = bool(item["relevant"])
+                    for text in {item["attribute"], as_extracted(item["attribute"])}:  # either memory form
+                        answers[(int(r["sample_index"]), text)] = bool(item["relevant"])
         pairs = [
             (label, answers[(g.sample_index, m.text)])
             for g in groups
@@ -130,6 +135,7 @@ class Variant:
     interaction_decay: float = INTERACTION_DECAY
     encoder_epochs: int = 0  # the prompt encoder fine-tuned (selector.prompt_encoder); ~30x the training time
     prefeval_near_misses: bool = False  # selector.data.PREFEVAL_NEAR_MISSES
+    extracted_form: bool = False  # selector.train.TrainConfig.extracted_form
 
 
 ALL_SOURCES = ("human", "stage2", "task6", "prefeval")
@@ -152,6 +158,10 @@ VARIANTS = (
         f"classifier (bilinear-{BILINEAR_RANK} head, PrefEval near misses, all sources)",
         ALL_SOURCES,
         prefeval_near_misses=True,
+    ),
+    # Trained on each attribute also as the extractor phrases memories (selector.train).
+    Variant(
+        f"classifier (bilinear-{BILINEAR_RANK} head, all sources, also as extracted)", ALL_SOURCES, extracted_form=True
     ),
     Variant("classifier (logistic head, all sources)", ALL_SOURCES, rank=0),
     # The bilinear term without its own decay: better here, but it lost plain matches (selector.head).
@@ -203,6 +213,7 @@ def seed_rows(
                 interaction_decay=variant.interaction_decay,
                 encoder_epochs=variant.encoder_epochs,
                 prefeval_near_misses=variant.prefeval_near_misses,
+                extracted_form=variant.extracted_form,
             )
             with tempfile.TemporaryDirectory() as tmp:
                 trained = train_classifier(args.data_dir, held_out, emb, config, Path(tmp), embed)
@@ -287,9 +298,9 @@ def mean_sd(runs: list[BinaryMetrics]) -> dict[str, float]:
     return out
 
 
-def render(rows: dict[str, dict[str, float] | None], human_rate: float, data: Path) -> str:
+def render(rows: dict[str, dict[str, float] | None], human_rate: float, data: Path, memory_form: str) -> str:
     lines = [
-        f"Items: {data} · human selection rate {human_rate:.3f}",
+        f"Items: {data} · memories {memory_form} · human selection rate {human_rate:.3f}",
         "",
         "| backend | accuracy | precision | recall | F1 | selection rate |",
         "|---|---|---|---|---|---|",
@@ -312,6 +323,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--data", dest="data_file", type=Path, default=DEFAULT_DATA_DIR / "pilot_val.jsonl")
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="training data for seed reruns")
     parser.add_argument("--models", type=Path, default=Path("models"))
+    parser.add_argument(
+        "--memory-form",
+        choices=("as-written", "extracted"),
+        default="as-written",
+        help="memories as the file writes them ('The user is ...') or as the extractor stores them ('is ...')",
+    )
     parser.add_argument("--seeds", default="", help="comma-separated seeds to retrain the classifier variants with")
     parser.add_argument(
         "--variants",
@@ -332,7 +349,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     embedder = Embedder.load(args.models / "embedder", threads=2)
-    groups = load_groups(args.data_file, embedder)
+    groups = load_groups(args.data_file, embedder, extracted=args.memory_form == "extracted")
     labels = np.concatenate([g.labels for g in groups])
     from selector import build
 
@@ -354,11 +371,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         write_card(args.adapter)
     for name, metrics in reference_rows(groups, args.data_dir / "llm_labels").items():
         rows[f"reference: {name}"] = metrics.as_dict() if metrics else None
-    table = render(rows, float(labels.mean()), args.data_file)
+    table = render(rows, float(labels.mean()), args.data_file, args.memory_form)
     if measured and args.llm_items:
         rate = next(iter(measured.values()))["human_rate"]
         table += f"\n\nllm rows: a fixed sample of {args.llm_items} items (seed 0), human rate {rate:.3f} on them."
-    doc = {"data": str(args.data_file), "human_selection_rate": float(labels.mean()), "n": len(labels), "rows": rows}
+    doc = {
+        "data": str(args.data_file),
+        "memory_form": args.memory_form,
+        "human_selection_rate": float(labels.mean()),
+        "n": len(labels),
+        "rows": rows,
+    }
     if args.out_json:
         args.out_json.write_text(json.dumps(doc, indent=2) + "\n")
     print(json.dumps(doc, indent=2) if args.json else table)

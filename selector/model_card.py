@@ -17,7 +17,9 @@ def write_card(
     embedder = Embedder.load(embedder_dir, threads=2)
     selector = ClassifierSelector.load(model_dir, embedder)
     val_rows = [
-        f"| {p} | " + _metrics_cells(evaluate(selector, load_groups(p, embedder)).as_dict()) + " |" for p in val_files
+        f"| {p} | {form} | " + _metrics_cells(evaluate(selector, load_groups(p, embedder, extracted)).as_dict()) + " |"
+        for p in val_files
+        for form, extracted in (("as extracted", True), ("as written", False))
     ]
     counts = config["train"]["counts"]
     count_rows = [
@@ -41,6 +43,12 @@ def write_card(
         f"{(model_dir / encoder / MODEL_FILE).stat().st_size / 1e6:.1f} MB); memories keep the store's vectors.\n"
         if encoder
         else ""
+    )
+    forms = (
+        "Each attribute also as the extractor stores memories ('The user is vegetarian.' -> 'is vegetarian';\n"
+        "the copies are in the counts), and the rule tuned on memories in that form: what /respond serves.\n"
+        if config["train"].get("extracted_form")
+        else "Attributes as the data writes them ('The user is vegetarian.') only.\n"
     )
     duration = (
         "about 6 minutes on a quiet 2-core machine: 8 encoder fine-tunes"
@@ -73,7 +81,7 @@ Rebuild: `{command}` ({duration} once the embeddings are cached).
 
 human: pilot_train majority labels (3 prompts). stage2 / task6: gpt-5.4's labels (weak).
 prefeval: question with its own preference (relevant) or 3 off-topic preferences (not).
-Seed {config["train"]["seed"]}, {config["train"]["epochs"]} epochs, AdamW, class-balanced weights.
+{forms}Seed {config["train"]["seed"]}, {config["train"]["epochs"]} epochs, AdamW, class-balanced weights.
 
 ## Metrics
 
@@ -82,8 +90,8 @@ Out of fold on gpt-5.4's task6 labels with the same rule: F1 {config["cv"]["task
 
 Val (reporting only, never used for a choice):
 
-| file | accuracy | precision | recall | F1 | selection rate |
-|---|---|---|---|---|---|
+| file | memories | accuracy | precision | recall | F1 | selection rate |
+|---|---|---|---|---|---|---|
 {chr(10).join(val_rows)}
 
 Val is one prompt with 34 positives: F1 moves by several points between seeds; see

@@ -39,7 +39,9 @@ from selector.data import (
     DEFAULT_DATA_DIR,
     Embed,
     Example,
+    extracted_copies,
     held_out_prompts,
+    in_extracted_form,
     load_pilot,
     load_task6,
     load_training,
@@ -148,6 +150,10 @@ class TrainConfig:
     interaction_decay: float = INTERACTION_DECAY
     encoder_epochs: int = 0  # 0: prompts embedded by the stock embedder; N: a fine-tuned prompt encoder
     prefeval_near_misses: bool = False  # one PrefEval negative the nearest of another category (selector.data)
+    # Train on each attribute also as the extractor phrases memories ("is vegetarian"), and tune the rule on
+    # memories in that phrasing, what /respond serves. Off: worse on val in both phrasings (docs/selector.md,
+    # "Memory form").
+    extracted_form: bool = False
 
 
 class Scorer:
@@ -179,6 +185,11 @@ def fit_scorer(examples: list[Example], emb: PairEmbeddings, config: TrainConfig
     encoder = EncoderConfig(epochs=config.encoder_epochs, seed=config.seed)
     weights = source_weights(examples)
     return Scorer(head, emb, fine_tune(examples, memories, weights, head, ids, encoder, config.interaction_decay))
+
+
+def served(examples: Sequence[Example], config: TrainConfig) -> list[Example]:
+    """Items to tune decisions on, with memories as the trained classifier expects to be served them."""
+    return in_extracted_form(examples) if config.extracted_form else list(examples)
 
 
 def source_weights(examples: Sequence[Example]) -> np.ndarray:
@@ -293,6 +304,9 @@ def train_classifier(
 
     examples = load_training(data_dir, held_out, set(config.sources), embed)
     human = [e for e in load_pilot(data_dir / "pilot_train.jsonl") if prompt_key(e.prompt) not in held_out]
+    if config.extracted_form:
+        examples += extracted_copies(examples)
+    human = served(human, config)
     oof_examples, oof_scores = out_of_fold_scores(examples, emb, config, human, prompt_folds(human, None))
     groups = scored_groups(oof_examples, oof_scores)
     # Three human prompts alone leave the rule to noise: their out-of-fold F1 is flat within +-0.03 over
@@ -301,7 +315,7 @@ def train_classifier(
     # join the tuning, each label source weighing the same (docs/selector.md, "Decision rule"). PrefEval was
     # tried as a third set and not kept: each of its questions has four candidates, so any floor keeps one
     # memory there, and the low floor it pulls the rule to let unrelated memories into plain requests.
-    task6 = load_task6(data_dir, held_out)
+    task6 = served(load_task6(data_dir, held_out), config)
     t6_examples, t6_scores = out_of_fold_scores(
         examples, emb, config, task6, prompt_folds(task6, CALIBRATION_FOLDS, config.seed)
     )
@@ -338,9 +352,10 @@ def all_examples(
     data_dir: Path, held_out: set[str], sources: Sequence[str], extra: Sequence[Path], embed: Embed | None = None
 ) -> list[Example]:
     """Every example training or evaluation embeds: the chosen sources, task6 (the decision rule is tuned
-    on it whatever the head trains on) and the held-out files."""
-    training = load_training(data_dir, held_out, set(sources) | {"task6"}, embed)
-    return training + [e for p in extra for e in load_pilot(p)]
+    on it whatever the head trains on) and the held-out files, each also as the extractor phrases it."""
+    everything = load_training(data_dir, held_out, set(sources) | {"task6"}, embed)
+    everything += [e for p in extra for e in load_pilot(p)]
+    return everything + extracted_copies(everything)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -364,6 +379,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help=f"epochs of prompt-encoder fine-tuning (0: the stock embedder; tried: {TUNED_ENCODER_EPOCHS})",
     )
     parser.add_argument(
+        "--also-extracted",
+        action="store_true",
+        help="train on each attribute also as the extractor phrases memories, and tune the rule on that phrasing",
+    )
+    parser.add_argument(
         "--prefeval-near-misses",
         action="store_true",
         help="one of each PrefEval question's negatives the nearest preference of another category",
@@ -385,11 +405,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.rank,
         encoder_epochs=args.encoder_epochs,
         prefeval_near_misses=args.prefeval_near_misses,
+        extracted_form=args.also_extracted,
     )
     embed = near_miss_embed(config.prefeval_near_misses, args.embedder, args.cache)
     examples = all_examples(args.data, held_out, config.sources, val_files, embed)
     emb = PairEmbeddings.build(args.embedder, examples, args.cache, config.prompt_tokens)
     human = [e for e in load_pilot(args.data / "pilot_train.jsonl") if prompt_key(e.prompt) not in held_out]
+    human = served(human, config)  # the baselines' cutoffs too, on memories as they are served
 
     trained = train_classifier(args.data, held_out, emb, config, args.out / "classifier", embed)
     config_doc: dict[str, Any] = runtime_config(trained.rule, config) | {
@@ -418,6 +440,7 @@ def argv_command(args: argparse.Namespace) -> str:
         f"python -m selector.train --data {args.data} --out {args.out} --sources {args.sources} --seed {args.seed}"
         f" --prompt-tokens {args.prompt_tokens} --rank {args.rank} --encoder-epochs {args.encoder_epochs}"
         + (" --prefeval-near-misses" if args.prefeval_near_misses else "")
+        + (" --also-extracted" if args.also_extracted else "")
     )
 
 

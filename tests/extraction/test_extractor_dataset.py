@@ -137,6 +137,8 @@ def test_sampling_is_deterministic(data_dir: Path) -> None:
         ("I'm a stay at home dad.", "is a stay at home dad"),
         ("I don't eat meat.", "does not eat meat"),
         ("I really love horror movies.", "really loves horror movies"),
+        ("I strongly dislike pixel art.", "strongly dislikes pixel art"),
+        ("I fly to Boston monthly.", "flies to Boston monthly"),
         ("I watch the news every day.", "watches the news every day"),
         ("I used to work in human services.", "used to work in human services"),
         ("My son is in junior high.", "their son is in junior high"),

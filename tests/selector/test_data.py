@@ -1,4 +1,5 @@
-"""Relevance data loaders: a held-out prompt leaves every source, PrefEval included; PrefEval's near misses."""
+"""Relevance data loaders: a held-out prompt leaves every source, PrefEval included; PrefEval's near misses;
+attributes as the extractor phrases memories."""
 
 from __future__ import annotations
 
@@ -7,8 +8,18 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import pytest
 
-from selector.data import PREFEVAL_NEAR_MISSES, PREFEVAL_NEGATIVES, load_prefeval, load_training, prompt_key
+from selector.data import (
+    PREFEVAL_NEAR_MISSES,
+    PREFEVAL_NEGATIVES,
+    Example,
+    as_extracted,
+    extracted_copies,
+    load_prefeval,
+    load_training,
+    prompt_key,
+)
 
 
 def test_a_held_out_prefeval_question_is_not_trained_on(tmp_path: Path) -> None:
@@ -67,3 +78,27 @@ def test_a_near_miss_is_the_nearest_preference_of_another_category(tmp_path: Pat
     for e in random_only:
         own = next(p for rows in files.values() for q, p in rows if q == e.prompt)
         assert (e.attribute == own) == bool(e.label)
+
+
+@pytest.mark.parametrize(
+    ("attribute", "memory"),
+    [
+        ("The user is vegetarian.", "is vegetarian"),
+        ("The user's son is in junior high.", "their son is in junior high"),
+        ("I strongly dislike games with pixel art graphics.", "strongly dislikes games with pixel art graphics"),
+        ("My dog is old.", "their dog is old"),
+        ("is vegetarian", "is vegetarian"),
+    ],
+)
+def test_attributes_are_rephrased_as_the_extractor_stores_memories(attribute: str, memory: str) -> None:
+    assert as_extracted(attribute) == memory
+
+
+def test_extracted_copies_are_separate_selection_groups() -> None:
+    statements = [
+        Example("Plan a dinner.", "The user is vegetarian.", 1, "pilot:0:1", "human"),
+        Example("Plan a dinner.", "likes jazz", 0, "pilot:0:1", "human"),  # already in memory form: no copy
+    ]
+    assert extracted_copies(statements) == [
+        Example("Plan a dinner.", "is vegetarian", 1, "pilot:0:1:extracted", "human")
+    ]

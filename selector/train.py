@@ -302,6 +302,9 @@ def train_classifier(
 
     from selector.head import export_head
 
+    if config.prefeval_near_misses and embed is None:
+        raise ValueError("prefeval_near_misses needs embed= (selector.train.near_miss_embed) to find them")
+
     examples = load_training(data_dir, held_out, set(config.sources), embed)
     human = [e for e in load_pilot(data_dir / "pilot_train.jsonl") if prompt_key(e.prompt) not in held_out]
     if config.extracted_form:

@@ -102,3 +102,10 @@ def test_extracted_copies_are_separate_selection_groups() -> None:
     assert extracted_copies(statements) == [
         Example("Plan a dinner.", "is vegetarian", 1, "pilot:0:1:extracted", "human")
     ]
+
+
+def test_training_with_near_misses_but_no_embedder_is_refused(tmp_path: Path) -> None:
+    from selector.train import TrainConfig, train_classifier
+
+    with pytest.raises(ValueError, match="near_miss_embed"):
+        train_classifier(tmp_path, set(), None, TrainConfig(prefeval_near_misses=True), tmp_path / "out")  # type: ignore[arg-type]

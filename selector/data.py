@@ -124,7 +124,10 @@ def load_prefeval(data_dir: Path, seed: int = 0, embed: Embed | None = None) -> 
     topics = np.array([row[0] for row in rows])
     categories = np.array([t.split("_")[0] for t in topics])
     preferences = [row[3] for row in rows]
-    similarity = None if embed is None else embed([row[2] for row in rows]) @ embed(preferences).T
+    similarity = None
+    if embed is not None:  # one call: each call reads the embedding cache
+        vectors = embed([row[2] for row in rows] + preferences)
+        similarity = vectors[: len(rows)] @ vectors[len(rows) :].T
     rng = random.Random(seed)
     out = []
     for i, (topic, index, question, preference) in enumerate(rows):

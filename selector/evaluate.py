@@ -19,7 +19,7 @@ import statistics
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +30,7 @@ from selector import Selection, Selector
 from selector.calibration import rule_from_dict
 from selector.data import DEFAULT_DATA_DIR, as_extracted
 from selector.metrics import BinaryMetrics, binary_metrics
-from selector.train import BILINEAR_RANK, INTERACTION_DECAY, TUNED_ENCODER_EPOCHS
+from selector.train import BILINEAR_RANK, TUNED_ENCODER_EPOCHS, TrainConfig
 
 REFERENCE_MODELS = {
     "gpt-5.4": "gpt-5.4.jsonl",
@@ -129,47 +129,40 @@ def baseline_selectors(models_dir: Path, embedder: Embedder) -> dict[str, Select
 @dataclass(frozen=True)
 class Variant:
     name: str
-    sources: tuple[str, ...]
-    hidden: int = 0
-    rank: int = BILINEAR_RANK
-    interaction_decay: float = INTERACTION_DECAY
-    encoder_epochs: int = 0  # the prompt encoder fine-tuned (selector.prompt_encoder); ~30x the training time
-    prefeval_near_misses: bool = False  # selector.data.PREFEVAL_NEAR_MISSES
-    extracted_form: bool = False  # selector.train.TrainConfig.extracted_form
+    config: TrainConfig  # trained once per seed, with the seed replaced
 
 
 ALL_SOURCES = ("human", "stage2", "task6", "prefeval")
 VARIANTS = (
-    Variant(f"classifier (bilinear-{BILINEAR_RANK} head, all sources)", ALL_SOURCES),
-    # The prompt encoder fine-tuned with the head: better held-out ranking, lost a plain match (selector.train).
+    Variant(f"classifier (bilinear-{BILINEAR_RANK} head, all sources)", TrainConfig(ALL_SOURCES)),
+    # The prompt encoder fine-tuned with the head (~30x the training time): better held-out ranking, lost a
+    # plain match (selector.train).
     Variant(
         f"classifier (tuned prompt encoder, bilinear-{BILINEAR_RANK} head, all sources)",
-        ALL_SOURCES,
-        encoder_epochs=TUNED_ENCODER_EPOCHS,
+        TrainConfig(ALL_SOURCES, encoder_epochs=TUNED_ENCODER_EPOCHS),
     ),
     # Both again with a near miss among each PrefEval question's negatives (selector.data).
     Variant(
         f"classifier (tuned prompt encoder, PrefEval near misses, bilinear-{BILINEAR_RANK} head, all sources)",
-        ALL_SOURCES,
-        encoder_epochs=TUNED_ENCODER_EPOCHS,
-        prefeval_near_misses=True,
+        TrainConfig(ALL_SOURCES, encoder_epochs=TUNED_ENCODER_EPOCHS, prefeval_near_misses=True),
     ),
     Variant(
         f"classifier (bilinear-{BILINEAR_RANK} head, PrefEval near misses, all sources)",
-        ALL_SOURCES,
-        prefeval_near_misses=True,
+        TrainConfig(ALL_SOURCES, prefeval_near_misses=True),
     ),
     # Trained on each attribute also as the extractor phrases memories (selector.train).
     Variant(
-        f"classifier (bilinear-{BILINEAR_RANK} head, all sources, also as extracted)", ALL_SOURCES, extracted_form=True
+        f"classifier (bilinear-{BILINEAR_RANK} head, all sources, also as extracted)",
+        TrainConfig(ALL_SOURCES, extracted_form=True),
     ),
-    Variant("classifier (logistic head, all sources)", ALL_SOURCES, rank=0),
+    Variant("classifier (logistic head, all sources)", TrainConfig(ALL_SOURCES, rank=0)),
     # The bilinear term without its own decay: better here, but it lost plain matches (selector.head).
     Variant(
-        f"classifier (bilinear-{BILINEAR_RANK} head, decay 0.05, all sources)", ALL_SOURCES, interaction_decay=0.05
+        f"classifier (bilinear-{BILINEAR_RANK} head, decay 0.05, all sources)",
+        TrainConfig(ALL_SOURCES, interaction_decay=0.05),
     ),
-    Variant(f"classifier (bilinear-{BILINEAR_RANK} head, no PrefEval)", ("human", "stage2", "task6")),
-    Variant(f"classifier (bilinear-{BILINEAR_RANK} head, human only)", ("human",)),
+    Variant(f"classifier (bilinear-{BILINEAR_RANK} head, no PrefEval)", TrainConfig(("human", "stage2", "task6"))),
+    Variant(f"classifier (bilinear-{BILINEAR_RANK} head, human only)", TrainConfig(("human",))),
 )
 
 
@@ -178,7 +171,7 @@ def chosen_variants(fragments: str) -> list[Variant]:
     the tuned prompt encoder's, which takes minutes per seed (8 fine-tunes) and runs only when named."""
     wanted = [w for w in fragments.split(",") if w]
     if not wanted:
-        return [v for v in VARIANTS if not v.encoder_epochs]
+        return [v for v in VARIANTS if not v.config.encoder_epochs]
     return [v for v in VARIANTS if any(w in v.name for w in wanted)]
 
 
@@ -191,7 +184,6 @@ def seed_rows(
     from selector.train import (
         DEFAULT_CACHE,
         PairEmbeddings,
-        TrainConfig,
         all_examples,
         near_miss_embed,
         runtime_config,
@@ -201,20 +193,13 @@ def seed_rows(
     held_out = held_out_prompts(args.data_file)
     out: dict[str, list[BinaryMetrics]] = {}
     for variant in chosen_variants(args.variants):
-        embed = near_miss_embed(variant.prefeval_near_misses, args.models / "embedder")
-        examples = all_examples(args.data_dir, held_out, variant.sources, [args.data_file], embed)
-        emb = PairEmbeddings.build(args.models / "embedder", examples, DEFAULT_CACHE, TrainConfig.prompt_tokens)
+        embed = near_miss_embed(variant.config.prefeval_near_misses, args.models / "embedder")
+        examples = all_examples(
+            args.data_dir, held_out, variant.config.sources, [args.data_file], embed, variant.config.extracted_form
+        )
+        emb = PairEmbeddings.build(args.models / "embedder", examples, DEFAULT_CACHE, variant.config.prompt_tokens)
         for seed in seeds:
-            config = TrainConfig(
-                variant.sources,
-                variant.hidden,
-                seed=seed,
-                rank=variant.rank,
-                interaction_decay=variant.interaction_decay,
-                encoder_epochs=variant.encoder_epochs,
-                prefeval_near_misses=variant.prefeval_near_misses,
-                extracted_form=variant.extracted_form,
-            )
+            config = replace(variant.config, seed=seed)
             with tempfile.TemporaryDirectory() as tmp:
                 trained = train_classifier(args.data_dir, held_out, emb, config, Path(tmp), embed)
                 (Path(tmp) / "config.json").write_text(json.dumps(runtime_config(trained.rule, config)))

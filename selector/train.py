@@ -352,13 +352,19 @@ def train_classifier(
 
 
 def all_examples(
-    data_dir: Path, held_out: set[str], sources: Sequence[str], extra: Sequence[Path], embed: Embed | None = None
+    data_dir: Path,
+    held_out: set[str],
+    sources: Sequence[str],
+    extra: Sequence[Path],
+    embed: Embed | None = None,
+    extracted_form: bool = False,
 ) -> list[Example]:
     """Every example training or evaluation embeds: the chosen sources, task6 (the decision rule is tuned
-    on it whatever the head trains on) and the held-out files, each also as the extractor phrases it."""
+    on it whatever the head trains on) and the held-out files; with `extracted_form`, each also as the
+    extractor phrases it."""
     everything = load_training(data_dir, held_out, set(sources) | {"task6"}, embed)
     everything += [e for p in extra for e in load_pilot(p)]
-    return everything + extracted_copies(everything)
+    return everything + extracted_copies(everything) if extracted_form else everything
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -411,7 +417,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         extracted_form=args.also_extracted,
     )
     embed = near_miss_embed(config.prefeval_near_misses, args.embedder, args.cache)
-    examples = all_examples(args.data, held_out, config.sources, val_files, embed)
+    examples = all_examples(args.data, held_out, config.sources, val_files, embed, config.extracted_form)
     emb = PairEmbeddings.build(args.embedder, examples, args.cache, config.prompt_tokens)
     human = [e for e in load_pilot(args.data / "pilot_train.jsonl") if prompt_key(e.prompt) not in held_out]
     human = served(human, config)  # the baselines' cutoffs too, on memories as they are served

@@ -109,10 +109,13 @@ def test_the_seeded_evaluation_retrains_the_tuned_encoder_only_when_named() -> N
     from selector.evaluate import VARIANTS, chosen_variants
 
     default = chosen_variants("")
-    assert default and not any(v.encoder_epochs for v in default)
+    assert default and not any(v.config.encoder_epochs for v in default)
     assert len(default) == len(VARIANTS) - 2  # random PrefEval negatives, and near misses
     named = chosen_variants("tuned prompt encoder")
-    assert [(v.encoder_epochs > 0, v.prefeval_near_misses) for v in named] == [(True, False), (True, True)]
+    assert [(v.config.encoder_epochs > 0, v.config.prefeval_near_misses) for v in named] == [
+        (True, False),
+        (True, True),
+    ]
     assert {v.name for v in chosen_variants("logistic,human only")} == {
         "classifier (logistic head, all sources)",
         "classifier (bilinear-4 head, human only)",

@@ -158,6 +158,22 @@ def as_extracted(attribute: str) -> str:
     return text
 
 
+def as_restated(attribute: str) -> str:
+    """The extractor's phrasing with the subject put back: 'is vegetarian' -> 'The user is vegetarian.'"""
+    memory = as_extracted(attribute)
+    if memory.casefold().startswith("their "):
+        return f"The user's {memory[len('their ') :]}."
+    return f"The user {memory}."
+
+
+# How an evaluation file's attributes are given to a selector as memories (selector.evaluate --memory-form).
+MEMORY_FORMS: dict[str, Callable[[str], str]] = {
+    "as-written": lambda text: text,
+    "extracted": as_extracted,
+    "restated": as_restated,
+}
+
+
 def in_extracted_form(examples: Sequence[Example]) -> list[Example]:
     """The same examples with each attribute as the extractor would store it."""
     return [replace(e, attribute=as_extracted(e.attribute)) for e in examples]

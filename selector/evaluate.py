@@ -28,7 +28,7 @@ from memory.embeddings import Embedder
 from memory.model import Memory
 from selector import Selection, Selector
 from selector.calibration import rule_from_dict
-from selector.data import DEFAULT_DATA_DIR, as_extracted
+from selector.data import DEFAULT_DATA_DIR, MEMORY_FORMS
 from selector.metrics import BinaryMetrics, binary_metrics
 from selector.train import BILINEAR_RANK, TUNED_ENCODER_EPOCHS, TrainConfig
 
@@ -56,9 +56,10 @@ class EvalGroup:
     labels: np.ndarray
 
 
-def load_groups(path: Path, embedder: Embedder, extracted: bool = False) -> list[EvalGroup]:
-    """One group per user × prompt; `extracted`: each attribute as the extractor would store it
-    (selector.data.as_extracted: "The user is vegetarian." -> "is vegetarian"), as /respond sees memories."""
+def load_groups(path: Path, embedder: Embedder, memory_form: str = "as-written") -> list[EvalGroup]:
+    """One group per user × prompt, each attribute given as a memory in `memory_form` (selector.data.MEMORY_FORMS:
+    "extracted" as the extractor stores memories, "The user is vegetarian." -> "is vegetarian", what /respond
+    sees; "restated" that with the subject put back)."""
     by_sample: dict[int, list[dict[str, object]]] = {}
     with path.open() as f:
         for line in f:
@@ -66,9 +67,7 @@ def load_groups(path: Path, embedder: Embedder, extracted: bool = False) -> list
             by_sample.setdefault(int(r["sample_index"]), []).append(r)
     groups = []
     for sample, rows in sorted(by_sample.items()):
-        texts = [str(r["attribute"]) for r in rows]
-        if extracted:
-            texts = [as_extracted(t) for t in texts]
+        texts = [MEMORY_FORMS[memory_form](str(r["attribute"])) for r in rows]
         vectors = embedder.embed(texts)
         memories = [
             Memory.new(f"sample-{sample}", t, embedding=v.tolist()) for t, v in zip(texts, vectors, strict=True)
@@ -100,7 +99,7 @@ def reference_rows(groups: list[EvalGroup], labels_dir: Path) -> dict[str, Binar
             for line in f:
                 r = json.loads(line)
                 for item in r["items"]:
-                    for text in {item["attribute"], as_extracted(item["attribute"])}:  # either memory form
+                    for text in {form(item["attribute"]) for form in MEMORY_FORMS.values()}:  # any memory form
                         answers[(int(r["sample_index"]), text)] = bool(item["relevant"])
         pairs = [
             (label, answers[(g.sample_index, m.text)])
@@ -310,9 +309,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--models", type=Path, default=Path("models"))
     parser.add_argument(
         "--memory-form",
-        choices=("as-written", "extracted"),
+        choices=tuple(MEMORY_FORMS),
         default="as-written",
-        help="memories as the file writes them ('The user is ...') or as the extractor stores them ('is ...')",
+        help="memories as the file writes them ('The user is ...'), as the extractor stores them ('is ...'), "
+        "or that restated ('The user is ...')",
     )
     parser.add_argument("--seeds", default="", help="comma-separated seeds to retrain the classifier variants with")
     parser.add_argument(
@@ -334,7 +334,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     embedder = Embedder.load(args.models / "embedder", threads=2)
-    groups = load_groups(args.data_file, embedder, extracted=args.memory_form == "extracted")
+    groups = load_groups(args.data_file, embedder, args.memory_form)
     labels = np.concatenate([g.labels for g in groups])
     from selector import build
 

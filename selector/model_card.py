@@ -17,9 +17,9 @@ def write_card(
     embedder = Embedder.load(embedder_dir, threads=2)
     selector = ClassifierSelector.load(model_dir, embedder)
     val_rows = [
-        f"| {p} | {form} | " + _metrics_cells(evaluate(selector, load_groups(p, embedder, extracted)).as_dict()) + " |"
+        f"| {p} | {form} | " + _metrics_cells(evaluate(selector, load_groups(p, embedder, form)).as_dict()) + " |"
         for p in val_files
-        for form, extracted in (("as extracted", True), ("as written", False))
+        for form in ("extracted", "as-written")
     ]
     counts = config["train"]["counts"]
     count_rows = [

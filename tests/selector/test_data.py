@@ -15,6 +15,7 @@ from selector.data import (
     PREFEVAL_NEGATIVES,
     Example,
     as_extracted,
+    as_restated,
     extracted_copies,
     load_prefeval,
     load_training,
@@ -92,6 +93,19 @@ def test_a_near_miss_is_the_nearest_preference_of_another_category(tmp_path: Pat
 )
 def test_attributes_are_rephrased_as_the_extractor_stores_memories(attribute: str, memory: str) -> None:
     assert as_extracted(attribute) == memory
+
+
+@pytest.mark.parametrize(
+    ("attribute", "restated"),
+    [
+        ("The user is vegetarian.", "The user is vegetarian."),
+        ("The user's son is in junior high.", "The user's son is in junior high."),
+        ("I strongly dislike pixel art.", "The user strongly dislikes pixel art."),
+        ("is vegetarian", "The user is vegetarian."),
+    ],
+)
+def test_memories_are_restated_with_their_subject(attribute: str, restated: str) -> None:
+    assert as_restated(attribute) == restated
 
 
 def test_extracted_copies_are_separate_selection_groups() -> None:

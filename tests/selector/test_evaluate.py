@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DATA_DIR = (ROOT / DEFAULT_DATA_DIR).resolve()
 
 
-@pytest.mark.parametrize("memory_form", ["as-written", "extracted"])
+@pytest.mark.parametrize("memory_form", ["as-written", "extracted", "restated"])
 def test_the_table_in_either_memory_form_keeps_the_reference_labels(
     memory_form: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

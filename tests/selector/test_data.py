@@ -82,29 +82,21 @@ def test_a_near_miss_is_the_nearest_preference_of_another_category(tmp_path: Pat
 
 
 @pytest.mark.parametrize(
-    ("attribute", "memory"),
+    ("attribute", "memory", "restated"),
     [
-        ("The user is vegetarian.", "is vegetarian"),
-        ("The user's son is in junior high.", "their son is in junior high"),
-        ("I strongly dislike games with pixel art graphics.", "strongly dislikes games with pixel art graphics"),
-        ("My dog is old.", "their dog is old"),
-        ("is vegetarian", "is vegetarian"),
+        ("The user is vegetarian.", "is vegetarian", "The user is vegetarian."),
+        ("The user's son is in junior high.", "their son is in junior high", "The user's son is in junior high."),
+        (
+            "I strongly dislike games with pixel art graphics.",
+            "strongly dislikes games with pixel art graphics",
+            "The user strongly dislikes games with pixel art graphics.",
+        ),
+        ("My dog is old.", "their dog is old", "The user's dog is old."),
+        ("is vegetarian", "is vegetarian", "The user is vegetarian."),
     ],
 )
-def test_attributes_are_rephrased_as_the_extractor_stores_memories(attribute: str, memory: str) -> None:
+def test_attributes_as_the_extractor_stores_memories_and_restated(attribute: str, memory: str, restated: str) -> None:
     assert as_extracted(attribute) == memory
-
-
-@pytest.mark.parametrize(
-    ("attribute", "restated"),
-    [
-        ("The user is vegetarian.", "The user is vegetarian."),
-        ("The user's son is in junior high.", "The user's son is in junior high."),
-        ("I strongly dislike pixel art.", "The user strongly dislikes pixel art."),
-        ("is vegetarian", "The user is vegetarian."),
-    ],
-)
-def test_memories_are_restated_with_their_subject(attribute: str, restated: str) -> None:
     assert as_restated(attribute) == restated
 
 

@@ -58,6 +58,7 @@ from redis.asyncio import Redis
 from memory.embeddings import Embedder
 from memory.ingest import ConversationLog
 from memory.model import Evidence, Memory, MemoryKind
+from memory.phrasing import as_statement
 from memory.stores.edge import EdgeMemoryStore
 from service.auth import ApiKeys
 from service.settings import Settings
@@ -134,6 +135,7 @@ async def seed(settings: Settings, profiles: list[Profile], users: list[str]) ->
     texts = sorted({t for p in profiles for t in p.attributes})
     embedder = Embedder.load(settings.models_dir / "embedder", threads=2, batch_size=EMBED_BATCH)
     vectors = dict(zip(texts, embedder.embed(texts).tolist(), strict=True))
+    statements = dict(zip(texts, embedder.embed([as_statement(t) for t in texts]).tolist(), strict=True))
     embedded = time.perf_counter()
     store = EdgeMemoryStore(settings.edge_dir)
     batch: list[Memory] = []
@@ -142,7 +144,16 @@ async def seed(settings: Settings, profiles: list[Profile], users: list[str]) ->
         for text in profiles[i % len(profiles)].attributes:
             kind = MemoryKind.profile if text.startswith("The user is") else MemoryKind.preference
             evidence = [Evidence(conversation_id="seed", turn_ids=[0], quote=text)]
-            batch.append(Memory.new(f"{APP}:{user}", text, kind=kind, embedding=vectors[text], evidence=evidence))
+            batch.append(
+                Memory.new(
+                    f"{APP}:{user}",
+                    text,
+                    kind=kind,
+                    embedding=vectors[text],
+                    statement_embedding=statements[text],
+                    evidence=evidence,
+                )
+            )
         if len(batch) >= SEED_BATCH or i == len(users) - 1:
             await store.upsert(batch)
             total, batch = total + len(batch), []

@@ -50,6 +50,7 @@ sys.path.insert(0, str(ROOT))  # run as a script from anywhere
 
 from memory.conversations import tenant_id  # noqa: E402
 from memory.model import Memory, MemoryStatus  # noqa: E402
+from memory.phrasing import as_statement  # noqa: E402
 from memory.store import MemoryFilter  # noqa: E402
 from service.auth import KEY_PREFIX, hash_key  # noqa: E402
 from service.respond import MAX_CONSIDERED, Responder, Turn  # noqa: E402
@@ -102,10 +103,12 @@ def prompts(path: Path) -> list[str]:
 async def remember_users(components: Components, profiles: list[list[str]]) -> list[str]:
     unique = sorted({t for p in profiles for t in p})
     vectors = dict(zip(unique, await components.embed(unique), strict=True))
+    statements = dict(zip(unique, await components.embed([as_statement(t) for t in unique]), strict=True))
     tenants = []
     for k, texts in enumerate(profiles):
         tenant = tenant_id(APP, f"user{k}")
-        await components.store.upsert([Memory.new(tenant, t, embedding=vectors[t]) for t in texts])
+        memories = [Memory.new(tenant, t, embedding=vectors[t], statement_embedding=statements[t]) for t in texts]
+        await components.store.upsert(memories)
         tenants.append(tenant)
     return tenants
 

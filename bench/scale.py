@@ -66,6 +66,7 @@ import qdrant_edge as qe
 from bench.respond import percentiles, prompts, user_profiles
 from memory.embeddings import Embedder
 from memory.model import Evidence, Memory, MemoryKind, MemoryStatus, memory_id
+from memory.phrasing import as_statement
 from memory.store import MemoryFilter
 from memory.stores.edge import EdgeMemoryStore
 from selector import Selector, build
@@ -87,10 +88,12 @@ LIST, SEARCH, READ, SELECT, SCAN = "list", "search", "read with vectors", "selec
 
 @dataclass
 class Population:
-    """The synthetic users: user k's texts, every distinct text's embedding, the prompts and theirs."""
+    """The synthetic users: user k's texts, every distinct text's embeddings (text and statement), the
+    prompts and theirs."""
 
     texts: list[list[str]]
     vectors: dict[str, np.ndarray]
+    statements: dict[str, list[float]]
     asks: list[str]
     ask_vectors: np.ndarray
 
@@ -118,7 +121,9 @@ def populate(embedder: Embedder, users: int, per_user: int) -> Population:
     texts = user_profiles(DATA_FILE, users, per_user)
     unique = sorted({t for user in texts for t in user})
     asks = prompts(DATA_FILE)
-    return Population(texts, dict(zip(unique, embedder.embed(unique), strict=True)), asks, embedder.embed(asks))
+    vectors = dict(zip(unique, embedder.embed(unique), strict=True))
+    statements = dict(zip(unique, embedder.embed([as_statement(t) for t in unique]).tolist(), strict=True))
+    return Population(texts, vectors, statements, asks, embedder.embed(asks))
 
 
 def memories_of(population: Population, users: range, rng: np.random.Generator) -> list[Memory]:
@@ -132,7 +137,16 @@ def memories_of(population: Population, users: range, rng: np.random.Generator) 
             kind = MemoryKind.profile if text.startswith("The user is") else MemoryKind.preference
             quote = f"{text} {population.tag(k, j)}"
             evidence = [Evidence(conversation_id=population.conversation(k), turn_ids=[0], quote=quote)]
-            out.append(Memory.new(population.tenant(k), text, kind=kind, evidence=evidence, embedding=vector))
+            statement = population.statements[text]
+            memory = Memory.new(
+                population.tenant(k),
+                text,
+                kind=kind,
+                evidence=evidence,
+                embedding=vector,
+                statement_embedding=statement,
+            )
+            out.append(memory)
     return out
 
 

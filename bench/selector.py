@@ -30,6 +30,7 @@ import numpy as np
 
 from memory.embeddings import Embedder
 from memory.model import Memory
+from memory.phrasing import as_statement
 from selector import Selector, build
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,8 +54,11 @@ def long_prompt(data_dir: Path) -> str:
 
 
 def make_memories(texts: list[str], embedder: Embedder) -> list[Memory]:
-    vectors = embedder.embed(texts)
-    return [Memory.new("bench-user", t, embedding=v.tolist()) for t, v in zip(texts, vectors, strict=True)]
+    vectors, statements = embedder.embed(texts), embedder.embed([as_statement(t) for t in texts])
+    return [
+        Memory.new("bench-user", t, embedding=v.tolist(), statement_embedding=s.tolist())
+        for t, v, s in zip(texts, vectors, statements, strict=True)
+    ]
 
 
 async def time_calls(selector: Selector, prompt: str, memories: list[Memory], runs: int) -> list[float]:

@@ -60,7 +60,11 @@ class Memory(BaseModel):
     supersedes: list[str] = Field(default_factory=list)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+    # The text's vector: neighbours, merges and the store's search.
     embedding: list[float] | None = Field(default=None, exclude=True, repr=False)
+    # The vector of the text as a statement, "The user is vegetarian." (memory.phrasing.as_statement): what the
+    # selector scores. Not the merge vector: the shared "The user" lifts cosines over the merge line.
+    statement_embedding: list[float] | None = Field(default=None, exclude=True, repr=False)
 
     @classmethod
     def new(cls, user_id: str, text: str, **fields: object) -> Memory:

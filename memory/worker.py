@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,13 +29,12 @@ from memory.gate import AttributeGate
 from memory.ingest import ConversationLog
 from memory.merge import MERGE_SIMILARITY, merge
 from memory.model import Memory, MemoryStatus, normalize_text
-from memory.store import MemoryStore
+from memory.store import Embed, MemoryStore, attach_statement_vectors
 from memory.supersede import MIN_SIMILARITY as CONTRADICTION_FLOOR
 from memory.supersede import supersede_contradicted
 
 log = logging.getLogger("heedful.worker")
 
-Embed = Callable[[list[str]], Awaitable[list[list[float]]]]
 NEIGHBOURS_PER_ATTRIBUTE = 5
 # wide enough for average linkage to bridge pairs below 0.7, and for the contradiction check's candidates
 NEIGHBOUR_FLOOR = min(MERGE_SIMILARITY - 0.1, CONTRADICTION_FLOOR)
@@ -219,7 +217,9 @@ class ExtractionWorker:
         vectors = await self.embed([c.text for c in outcome.accepted])
         existing = await self._neighbours(tenant, vectors)
         changed = merge(tenant, list(zip(outcome.accepted, vectors, strict=True)), existing)
-        return changed + await supersede_contradicted(self.extractor.llm, changed, existing)
+        memories = changed + await supersede_contradicted(self.extractor.llm, changed, existing)
+        await attach_statement_vectors(memories, self.embed)  # new ones, and any stored before they existed
+        return memories
 
     async def _neighbours(self, tenant: str, vectors: list[list[float]]) -> list[Memory]:
         found: dict[str, Memory] = {}

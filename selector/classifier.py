@@ -1,10 +1,10 @@
 """The default selector: a trained head over precomputed MiniLM embeddings, then a per-prompt rule.
 
 Per request: embed the prompt once (int8 MiniLM: the classifier's own fine-tuned prompt encoder when
-it was trained with one, else the embedder that wrote `Memory.embedding`), score every memory with
-the head (one small onnxruntime call for all of them), then decide with the tuned rule
-(selector.calibration). Memories stored without an embedding are embedded here; nothing else depends
-on the number of memories.
+it was trained with one, else the store's embedder), score every memory's statement vector
+(`Memory.statement_embedding`, "The user is vegetarian.") with the head (one small onnxruntime call
+for all of them), then decide with the tuned rule (selector.calibration). Memories stored without a
+statement vector are embedded here; nothing else depends on the number of memories.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import onnxruntime as ort
 
 from memory.embeddings import Embedder, session_options
 from memory.model import Memory
+from memory.phrasing import as_statement
 from selector import Selection, selections
 from selector.calibration import DecisionRule, rule_from_dict
 
@@ -41,12 +42,14 @@ def _key(memory: Memory) -> tuple[str, str]:
 
 
 class MemoryVectors:
-    """Memory embeddings as one float32 matrix, cached by memory id and text.
+    """Memories' statement vectors as one float32 matrix, cached by memory id and text.
 
-    A memory's embedding depends only on its text, so (id, text) always maps to the same vector. The
+    The selector scores a memory as a statement ("The user is vegetarian."), the form of its training
+    data, not as the extractor's fragment ("is vegetarian"), which it ranks worse (docs/selector.md,
+    "Memory form"). The vector depends only on the text, so (id, text) always maps to the same one. The
     cache saves reading the stored vectors at all (the Responder asks `missing` first and reads only
     those; reading 200 costs more than the rest of the load), their list -> array conversion, and
-    re-embedding memories stored without one.
+    embedding memories stored without one (written before statement vectors existed).
     """
 
     def __init__(self, embedder: Embedder, capacity: int = VECTOR_CACHE_SIZE):
@@ -56,9 +59,9 @@ class MemoryVectors:
         self._lock = threading.Lock()
 
     def missing(self, memories: list[Memory]) -> list[Memory]:
-        """The memories that carry no vector and have none here: `matrix` would embed them."""
+        """The memories that carry no statement vector and have none here: `matrix` would embed them."""
         with self._lock:
-            return [m for m in memories if m.embedding is None and _key(m) not in self._vectors]
+            return [m for m in memories if m.statement_embedding is None and _key(m) not in self._vectors]
 
     def matrix(self, memories: list[Memory]) -> np.ndarray:
         if not memories:
@@ -77,14 +80,15 @@ class MemoryVectors:
         return np.stack([known[key] if key in known else fresh[key] for key in keys])
 
     def _vectors_for(self, memories: list[Memory]) -> dict[tuple[str, str], np.ndarray]:
-        stored = [m for m in memories if m.embedding is not None]
-        unstored = [m for m in memories if m.embedding is None]
+        stored = [m for m in memories if m.statement_embedding is not None]
+        unstored = [m for m in memories if m.statement_embedding is None]
         out: dict[tuple[str, str], np.ndarray] = {}
         if stored:
-            matrix = np.asarray([m.embedding for m in stored], dtype=np.float32)
+            matrix = np.asarray([m.statement_embedding for m in stored], dtype=np.float32)
             out.update(zip(map(_key, stored), matrix, strict=True))
         if unstored:
-            out.update(zip(map(_key, unstored), self._embedder.embed([m.text for m in unstored]), strict=True))
+            vectors = self._embedder.embed([as_statement(m.text) for m in unstored])
+            out.update(zip(map(_key, unstored), vectors, strict=True))
         return out
 
 

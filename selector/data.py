@@ -20,7 +20,7 @@ since the split is by prompt.
 
 Memory form: the data's attributes are statements ("The user is vegetarian.", PrefEval's "I am
 vegetarian."), while the extractor stores subject-less third person ("is vegetarian"; memory.
-extractor_train.third_person). `as_extracted` rewrites one into the other, so the selector can be
+phrasing.third_person). `as_extracted` rewrites one into the other, so the selector can be
 trained and evaluated on memories as it is served them.
 """
 
@@ -35,8 +35,8 @@ from typing import Any
 
 import numpy as np
 
-from memory.extractor_train import third_person
 from memory.model import normalize_text
+from memory.phrasing import as_extracted, as_statement
 
 DEFAULT_DATA_DIR = Path("../shared/data/relevance")
 # FINDINGS (PrefEval helped most with three off-topic negatives per question).
@@ -144,33 +144,11 @@ def load_prefeval(data_dir: Path, seed: int = 0, embed: Embed | None = None) -> 
     return out
 
 
-def as_extracted(attribute: str) -> str:
-    """An attribute as the extractor phrases memories: 'The user is vegetarian.' -> 'is vegetarian', "The
-    user's son ..." -> 'their son ...', 'I am vegetarian.' -> 'is vegetarian'; other texts without their
-    final full stop."""
-    text = attribute.strip().rstrip(".")
-    lowered = text.casefold()
-    for subject, replacement in (("the user's ", "their "), ("the user ", "")):
-        if lowered.startswith(subject):
-            return replacement + text[len(subject) :]
-    if lowered.startswith(("i ", "i'", "my ")):
-        return third_person(text)
-    return text
-
-
-def as_restated(attribute: str) -> str:
-    """The extractor's phrasing with the subject put back: 'is vegetarian' -> 'The user is vegetarian.'"""
-    memory = as_extracted(attribute)
-    if memory.casefold().startswith("their "):
-        return f"The user's {memory[len('their ') :]}."
-    return f"The user {memory}."
-
-
 # How an evaluation file's attributes are given to a selector as memories (selector.evaluate --memory-form).
 MEMORY_FORMS: dict[str, Callable[[str], str]] = {
     "as-written": lambda text: text,
     "extracted": as_extracted,
-    "restated": as_restated,
+    "restated": as_statement,
 }
 
 

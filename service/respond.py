@@ -132,6 +132,7 @@ class Responder:
             current = stored.get(memory.id)
             if current is not None and current.text == memory.text:
                 memory.embedding = current.embedding
+                memory.statement_embedding = current.statement_embedding
 
     async def generate(self, plan: Plan, *, temperature: float, max_tokens: int) -> str:
         started = time.perf_counter()

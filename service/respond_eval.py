@@ -43,6 +43,7 @@ from pydantic import SecretStr
 from memory.llm import LLM, ChatMessage
 from memory.model import Memory
 from memory.prompts.respond import with_background
+from memory.store import attach_statement_vectors
 from service.respond import Plan, Responder, Turn
 from service.settings import REPO_ROOT, Settings, get_settings
 from service.wiring import Components, build, build_llm
@@ -302,6 +303,7 @@ async def plan_all(components: Components, cases: list[Case], backend: str) -> l
         tenant = f"eval:{i}"
         vectors = await components.embed(case.attributes)
         memories = [Memory.new(tenant, t, embedding=v) for t, v in zip(case.attributes, vectors, strict=True)]
+        await attach_statement_vectors(memories, components.embed)
         await components.store.upsert(memories)
         turns = [Turn("user", case.prompt)]
         plan = await responder.plan(tenant, turns, backend=backend, max_memories=MAX_MEMORIES)

@@ -14,6 +14,7 @@ indexes anything (docs/scaling.md, "Erasure").
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -23,14 +24,16 @@ import qdrant_edge as qe
 
 from memory.model import Memory
 from memory.store import (
+    STATEMENT_VECTOR,
+    TEXT_VECTOR,
     MemoryFilter,
     MemoryPage,
     ScoredMemory,
     apply_changes,
     from_payload,
     is_memory_id,
-    require_embedding,
     to_payload,
+    to_vectors,
 )
 from memory.stores.filters import KEYWORD_FIELDS, TEXT_FIELD, filter_terms
 
@@ -49,6 +52,7 @@ FLOAT32_BYTES = 4
 # Above any segment's size: every filtered search is an exact scan of the points the payload index
 # selects (a user's ~100-10,000), and the graph-less segments are never searched as graphs.
 FULL_SCAN_THRESHOLD_KB = 1 << 30
+VECTOR_NAMES = (TEXT_VECTOR, STATEMENT_VECTOR)
 
 
 def _filter(user_id: str | None, filters: MemoryFilter | None) -> qe.Filter | None:
@@ -69,6 +73,7 @@ class EdgeMemoryStore:
     def _open(path: Path, dim: int) -> qe.EdgeShard:
         config = _config(dim)
         if (path / "edge_config.json").exists():
+            _add_statement_vector(path, dim)
             # load() writes `config` over the shard's stored one; optimizing once here, before the store
             # serves, brings a shard written under an older config in line: earlier deletes' leftovers
             # vacuumed, HNSW graphs dropped, an oversized open segment sealed (docs/scaling.md)
@@ -94,7 +99,7 @@ class EdgeMemoryStore:
     async def upsert(self, memories: list[Memory]) -> None:
         if not memories:
             return
-        points = [qe.Point(m.id, require_embedding(m), to_payload(m)) for m in memories]
+        points = [qe.Point(m.id, to_vectors(m), to_payload(m)) for m in memories]  # type: ignore[arg-type]
 
         def write(shard: qe.EdgeShard) -> None:
             shard.update(qe.UpdateOperation.upsert_points(points))
@@ -183,6 +188,19 @@ class EdgeMemoryStore:
         await self._run(close)
 
 
+def _add_statement_vector(path: Path, dim: int) -> None:
+    """A shard written before memories had a statement vector gets that vector's (empty) storage: the engine
+    refuses a config whose vectors differ from the segments'. Its memories have none until rewritten; the
+    selector embeds those itself (selector.classifier.MemoryVectors)."""
+    stored = json.loads((path / "edge_config.json").read_text())
+    if STATEMENT_VECTOR in stored.get("vectors", {}):
+        return
+    shard = qe.EdgeShard.load(str(path), None)
+    shard.update(qe.UpdateOperation.create_dense_vector(STATEMENT_VECTOR, dim, qe.Distance.Cosine))
+    shard.flush()
+    shard.close()
+
+
 def _config(dim: int) -> qe.EdgeConfig:
     """The shard's configuration: small sealed segments without graphs, vacuumed on any delete.
 
@@ -196,7 +214,9 @@ def _config(dim: int) -> qe.EdgeConfig:
     """
     segment_kb = SEGMENT_POINTS * dim * FLOAT32_BYTES // BYTES_PER_KB
     return qe.EdgeConfig(
-        vectors=qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine),
+        vectors={
+            name: qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine) for name in (TEXT_VECTOR, STATEMENT_VECTOR)
+        },
         # m=0 is Qdrant's documented way to skip the collection-wide graph (multitenancy guide);
         # payload_m=0 skips the per-value graphs too
         hnsw_config=qe.HnswIndexConfig(m=0, ef_construct=100, full_scan_threshold=FULL_SCAN_THRESHOLD_KB, payload_m=0),
@@ -225,9 +245,14 @@ def _seal_if_full(shard: qe.EdgeShard) -> None:
     this the first delete after a large fill would rewrite every point written since the last delete.
     """
     info = shard.info()
-    if info.points_count - info.indexed_vectors_count >= SEGMENT_POINTS:
+    # indexed_vectors_count counts each sealed point's named vectors: two, or one for a memory stored before
+    # statement vectors. Half of it is a lower bound on the sealed points, so this over-estimates the open
+    # segment and may run the optimizer early; it then seals nothing (0.07 ms on a 60,000-point shard).
+    open_points = info.points_count - info.indexed_vectors_count // len(VECTOR_NAMES)
+    if open_points >= SEGMENT_POINTS:
         shard.optimize()
-        shard.flush()
+        if shard.info().segments_count != info.segments_count:
+            shard.flush()
 
 
 def _delete_and_vacuum(shard: qe.EdgeShard, operation: qe.UpdateOperation) -> None:

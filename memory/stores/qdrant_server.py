@@ -14,6 +14,8 @@ from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedR
 
 from memory.model import Memory
 from memory.store import (
+    STATEMENT_VECTOR,
+    TEXT_VECTOR,
     MemoryFilter,
     MemoryPage,
     ScoredMemory,
@@ -21,8 +23,8 @@ from memory.store import (
     apply_changes,
     from_payload,
     is_memory_id,
-    require_embedding,
     to_payload,
+    to_vectors,
 )
 from memory.stores.filters import KEYWORD_FIELDS, TEXT_FIELD, filter_terms
 
@@ -49,10 +51,11 @@ class QdrantServerMemoryStore:
 
     async def ensure_collection(self) -> None:
         if await self._client.collection_exists(self._collection):
+            await self._add_statement_vector()
             return
+        params = qm.VectorParams(size=self._dim, distance=qm.Distance.COSINE)
         await self._client.create_collection(
-            self._collection,
-            vectors_config=qm.VectorParams(size=self._dim, distance=qm.Distance.COSINE),
+            self._collection, vectors_config={TEXT_VECTOR: params, STATEMENT_VECTOR: params}
         )
         tenant = qm.KeywordIndexParams(type=qm.KeywordIndexType.KEYWORD, is_tenant=True)
         await self._client.create_payload_index(self._collection, "user_id", field_schema=tenant)
@@ -60,10 +63,20 @@ class QdrantServerMemoryStore:
             await self._client.create_payload_index(self._collection, field, qm.PayloadSchemaType.KEYWORD)
         await self._client.create_payload_index(self._collection, TEXT_FIELD, qm.PayloadSchemaType.TEXT)
 
+    async def _add_statement_vector(self) -> None:
+        """A collection created before memories had a statement vector gets one (Qdrant 1.18's "create
+        vector name"); its memories have none until rewritten, and the selector embeds those itself."""
+        info = await self._client.get_collection(self._collection)
+        vectors = info.config.params.vectors
+        if isinstance(vectors, dict) and STATEMENT_VECTOR in vectors:
+            return
+        dense = qm.DenseVectorConfig(size=self._dim, distance=qm.Distance.COSINE)
+        await self._client.create_vector_name(self._collection, STATEMENT_VECTOR, qm.DenseVectorNameConfig(dense=dense))
+
     async def upsert(self, memories: list[Memory]) -> None:
         if not memories:
             return
-        points = [qm.PointStruct(id=m.id, vector=require_embedding(m), payload=to_payload(m)) for m in memories]
+        points = [qm.PointStruct(id=m.id, vector=to_vectors(m), payload=to_payload(m)) for m in memories]  # type: ignore[arg-type]
         await self._call(self._client.upsert(self._collection, points=points, wait=True))
 
     async def get(self, user_id: str, memory_id: str) -> Memory | None:

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field, StringConstraints
 
 from memory.conversations import Text
 from memory.model import Evidence, Memory, MemoryKind, MemoryStatus
+from memory.phrasing import as_statement
 from memory.store import MemoryFilter
 from service.deps import ComponentsDep, TenantDep
 from service.erasure import ErasureReport, erase_user
@@ -102,7 +103,9 @@ async def edit_memory(memory_id: str, edit: MemoryEdit, tenant: TenantDep, compo
         changes["status"] = edit.status
     if edit.text is not None:
         changes["text"] = edit.text
-        changes["embedding"] = (await components.embed([edit.text]))[0]
+        changes["embedding"], changes["statement_embedding"] = await components.embed(
+            [edit.text, as_statement(edit.text)]
+        )
     memory = await components.store.update(tid, memory_id, **changes)
     if memory is None:
         raise NotFound(f"no memory {memory_id!r} for this user")

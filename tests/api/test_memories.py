@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from memory.model import Evidence, Memory, MemoryKind
+from memory.store import attach_statement_vectors
 from service.wiring import Components
 from tests.api.test_ingest import conversation
 from tests.conftest import bearer
@@ -22,6 +23,7 @@ async def remember(
         Memory.new(tenant, t, kind=kind, embedding=v, evidence=[Evidence(conversation_id="c1", turn_ids=[0], quote=t)])
         for t, v in zip(texts, vectors, strict=True)
     ]
+    await attach_statement_vectors(memories, components.embed)  # as the extraction worker stores them
     await components.store.upsert(memories)
     return memories
 
@@ -65,6 +67,8 @@ async def test_edit_reembeds_and_disable_enable(
     stored = await components.store.get("acme:alice", target.id)
     assert stored is not None and stored.embedding is not None
     assert np.dot(stored.embedding, (await components.embed(["enjoys sailing"]))[0]) == pytest.approx(1.0, abs=1e-3)
+    (statement,) = await components.embed(["The user enjoys sailing."])  # what the selector scores
+    assert stored.statement_embedding == pytest.approx(statement, abs=1e-5)
 
     disabled = await client.patch(
         f"/v1/memories/{target.id}", params={"user_id": "alice"}, json={"status": "disabled"}, headers=bearer(app_key)

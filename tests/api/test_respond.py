@@ -74,8 +74,8 @@ async def test_repeat_requests_and_edited_memories_select_alike(
         headers=bearer(app_key),
     )
     assert edited.status_code == 200
-    (memory, prompt) = components.embedder.embed(
-        ["plays the trumpet in a jazz band", question["messages"][0]["content"]]
+    (memory, prompt) = components.embedder.embed(  # the embedding baseline scores the memory as a statement
+        ["The user plays the trumpet in a jazz band.", question["messages"][0]["content"]]
     )
     [(text, score)] = await used()
     assert text == "plays the trumpet in a jazz band" and score == pytest.approx(float(memory @ prompt), abs=1e-3)

@@ -15,11 +15,11 @@ from memory.extractor_train import (
     kind_of,
     load_dialogues,
     split_of,
-    third_person,
     training_windows,
     window_pool,
     windows,
 )
+from memory.phrasing import third_person
 from memory.prompts import extract
 
 # (speaker, text, persona_text): two speakers alternate; persona_text as MSC's crowdworkers wrote it.

@@ -12,10 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import qdrant_edge as qe
 from qdrant_client import AsyncQdrantClient
+from qdrant_client import models as qm
 
 from memory.model import Evidence, Memory, MemoryKind, MemoryStatus, memory_id
-from memory.store import MemoryFilter, MemoryStore
+from memory.store import MemoryFilter, MemoryStore, to_payload
 from memory.stores.edge import EdgeMemoryStore
 from memory.stores.qdrant_server import QdrantServerMemoryStore
 
@@ -100,6 +102,41 @@ async def test_list_without_vectors_is_the_same_list(store: MemoryStore) -> None
     assert [m.model_dump() for m in bare] == [m.model_dump() for m in full]
 
 
+async def test_both_vectors_come_back_and_search_uses_the_texts(store: MemoryStore) -> None:
+    both = make("alice", "is vegetarian", statement_embedding=vector_for("The user is vegetarian."))
+    text_only = make("alice", "keeps bees")
+    await store.upsert([both, text_only])
+    got = {m.text: m for m in await store.get_many("alice", [both.id, text_only.id])}
+    assert got["is vegetarian"].embedding == pytest.approx(vector_for("is vegetarian"), abs=1e-6)
+    assert got["is vegetarian"].statement_embedding == pytest.approx(vector_for("The user is vegetarian."), abs=1e-6)
+    assert got["keeps bees"].embedding is not None and got["keeps bees"].statement_embedding is None
+    listed = {m.text: m for m in (await store.page("alice")).memories}
+    assert listed["is vegetarian"].statement_embedding == got["is vegetarian"].statement_embedding
+    bare = (await store.page("alice", with_vectors=False)).memories
+    assert all(m.embedding is None and m.statement_embedding is None for m in bare)
+    # the statement's vector is never what a search matches
+    hit = await store.search("alice", vector_for("The user is vegetarian."), limit=2)
+    assert all(h.score < 0.5 for h in hit)
+    exact = (await store.search("alice", vector_for("is vegetarian"), limit=1))[0]
+    assert exact.memory.text == "is vegetarian" and exact.memory.statement_embedding is not None
+
+
+async def test_a_new_text_drops_the_old_statement_vector(store: MemoryStore) -> None:
+    m = make("alice", "likes jazz", statement_embedding=vector_for("The user likes jazz."))
+    await store.upsert([m])
+    disabled = await store.update("alice", m.id, status=MemoryStatus.disabled)
+    assert disabled is not None and disabled.statement_embedding is not None  # kept: same text
+    edited = await store.update("alice", m.id, text="likes bebop jazz", embedding=vector_for("likes bebop jazz"))
+    assert edited is not None and edited.statement_embedding is None
+    stored = await store.get("alice", m.id)
+    assert stored is not None and stored.statement_embedding is None
+    new = vector_for("The user likes bebop jazz.")
+    restated = await store.update("alice", m.id, text="likes bebop", statement_embedding=new)
+    stored = await store.get("alice", m.id)
+    assert restated is not None and stored is not None
+    assert stored.statement_embedding == pytest.approx(new, abs=1e-6)
+
+
 async def test_search_stays_within_one_user(store: MemoryStore) -> None:
     await store.upsert([make("alice", "plays the cello"), make("bob", "plays the cello too")])
     hits = await store.search("alice", vector_for("plays the cello too"), limit=5)
@@ -146,3 +183,38 @@ async def test_edge_store_survives_close_and_reopen_without_leftovers(tmp_path: 
     await reopened.close()
     leftovers = [p for p in path.rglob("*") if p.is_file() and b"secret-marker-xyzzy" in p.read_bytes()]
     assert leftovers == [], f"erased text still on disk in {leftovers}"
+
+
+async def test_an_edge_shard_from_before_statement_vectors_opens_and_takes_them(tmp_path: Path) -> None:
+    """A shard written with the text vector only (the config before statement vectors) keeps its memories."""
+    path = tmp_path / "edge"
+    old = make("alice", "keeps bees")
+    text_only = qe.EdgeVectorParams(size=384, distance=qe.Distance.Cosine)
+    shard = qe.EdgeShard.create(str(path), qe.EdgeConfig(vectors=text_only, wal_enabled=False))
+    shard.update(qe.UpdateOperation.upsert_points([qe.Point(old.id, old.embedding, to_payload(old))]))
+    shard.flush()
+    shard.close()
+
+    store = EdgeMemoryStore(path)
+    got = await store.get("alice", old.id)
+    assert got is not None and got.text == "keeps bees" and got.statement_embedding is None
+    new = make("alice", "is vegetarian", statement_embedding=vector_for("The user is vegetarian."))
+    await store.upsert([new])
+    await store.close()
+    reopened = EdgeMemoryStore(path)
+    stored = await reopened.get("alice", new.id)
+    assert stored is not None and stored.statement_embedding is not None
+    assert await reopened.count("alice") == 2
+    await reopened.close()
+
+
+async def test_a_server_collection_from_before_statement_vectors_takes_them() -> None:
+    client = AsyncQdrantClient(location=":memory:")
+    await client.create_collection("old", vectors_config=qm.VectorParams(size=384, distance=qm.Distance.COSINE))
+    store = QdrantServerMemoryStore(client, "old")
+    await store.ensure_collection()
+    memory = make("alice", "is vegetarian", statement_embedding=vector_for("The user is vegetarian."))
+    await store.upsert([memory])
+    stored = await store.get("alice", memory.id)
+    assert stored is not None and stored.statement_embedding is not None
+    await store.close()

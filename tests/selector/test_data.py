@@ -10,12 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from memory.phrasing import as_extracted, as_statement
 from selector.data import (
     PREFEVAL_NEAR_MISSES,
     PREFEVAL_NEGATIVES,
     Example,
-    as_extracted,
-    as_restated,
     extracted_copies,
     load_prefeval,
     load_training,
@@ -97,7 +96,7 @@ def test_a_near_miss_is_the_nearest_preference_of_another_category(tmp_path: Pat
 )
 def test_attributes_as_the_extractor_stores_memories_and_restated(attribute: str, memory: str, restated: str) -> None:
     assert as_extracted(attribute) == memory
-    assert as_restated(attribute) == restated
+    assert as_statement(attribute) == restated
 
 
 def test_extracted_copies_are_separate_selection_groups() -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from memory.embeddings import Embedder
 from memory.model import Memory
+from memory.phrasing import as_statement
 from selector import BACKENDS, NoPromptVector, Selector, UnknownBackend, build
 
 pytestmark = pytest.mark.integration
@@ -38,8 +39,14 @@ def selector(request: pytest.FixtureRequest, embedder: Embedder) -> Selector:
 
 
 def memories(texts: list[str], embedder: Embedder, stored: bool = True) -> list[Memory]:
-    vectors = embedder.embed(texts)
-    return [Memory.new("u1", t, embedding=v.tolist() if stored else None) for t, v in zip(texts, vectors, strict=True)]
+    """Memories as the store holds them: the text's vector and the statement's (None when not `stored`)."""
+    if not stored:
+        return [Memory.new("u1", t) for t in texts]
+    vectors, statements = embedder.embed(texts), embedder.embed([as_statement(t) for t in texts])
+    return [
+        Memory.new("u1", t, embedding=v.tolist(), statement_embedding=s.tolist())
+        for t, v, s in zip(texts, vectors, statements, strict=True)
+    ]
 
 
 @pytest.mark.parametrize("backend", ["classifier", "embedding", "bm25"])
@@ -47,7 +54,7 @@ async def test_vectors_are_asked_for_once(backend: str, embedder: Embedder) -> N
     """Memories read without vectors: a vector backend asks for them until it has seen them, then never."""
     selector = build(backend, MODELS, embedder)
     with_vectors = memories(UNRELATED, embedder)
-    without = [m.model_copy(update={"embedding": None}) for m in with_vectors]
+    without = [m.model_copy(update={"embedding": None, "statement_embedding": None}) for m in with_vectors]
     wants_vectors = backend != "bm25"
     assert selector.missing_vectors(without) == (without if wants_vectors else [])
     assert selector.missing_vectors(with_vectors) == []
@@ -55,6 +62,24 @@ async def test_vectors_are_asked_for_once(backend: str, embedder: Embedder) -> N
     assert selector.missing_vectors(without) == []
     again = await selector.select("Recommend a hiking trail near Chicago.", without)
     assert [(s.memory.id, s.score) for s in again] == [(s.memory.id, s.score) for s in first]
+
+
+@pytest.mark.parametrize("backend", ["classifier", "embedding"])
+async def test_a_memory_is_scored_as_a_statement(backend: str, embedder: Embedder) -> None:
+    """The vector backends score "is vegetarian" as "The user is vegetarian.", their training data's form: the
+    stored statement vector, or the statement embedded here for a memory stored without one."""
+    prompt = "Plan a dinner for four."
+    fragment, statement = "is vegetarian", "The user is vegetarian."
+
+    async def score(memory: Memory) -> float:
+        return (await build(backend, MODELS, embedder).select(prompt, [memory]))[0].score
+
+    as_statement_text = await score(memories([statement], embedder)[0])
+    assert await score(memories([fragment], embedder)[0]) == pytest.approx(as_statement_text, abs=1e-5)
+    assert await score(Memory.new("u1", fragment)) == pytest.approx(as_statement_text, abs=1e-5)
+    (text_vector,) = embedder.embed([fragment])
+    as_fragment = Memory.new("u1", fragment, statement_embedding=text_vector.tolist())
+    assert abs(await score(as_fragment) - as_statement_text) > 1e-3  # the fragment's own vector scores otherwise
 
 
 LONG_PROMPT = (
@@ -102,7 +127,8 @@ async def test_an_edited_memory_is_scored_by_its_new_text(embedder: Embedder) ->
     prompt = "Which trumpet mouthpiece suits jazz?"
     await selector.select(prompt, before)
     (vector,) = embedder.embed(["The user plays the trumpet in a jazz band."])
-    edited = before[0].model_copy(update={"text": "The user plays the trumpet in a jazz band.", "embedding": None})
+    new_text = {"text": "The user plays the trumpet in a jazz band.", "embedding": None, "statement_embedding": None}
+    edited = before[0].model_copy(update=new_text)
     out = await selector.select(prompt, [edited, *before[1:]])
     assert out[0].memory.id == edited.id
     assert out[0].score == pytest.approx(float(vector @ embedder.embed([prompt])[0]), abs=1e-5)

@@ -14,6 +14,7 @@ import pytest
 
 from memory.conversations import Conversation
 from memory.llm import ChatMessage, Completion
+from memory.phrasing import as_statement
 from service.wiring import Components
 from tests.worker.harness import worker_with
 from verifier.refine import VerifyAndRefine
@@ -84,3 +85,7 @@ async def test_an_assistant_only_attribute_is_refined_or_dropped(
     assert set(memories) == expected
     assert not any("chess" in text for text in memories)
     assert all(score is not None and components.gate.verifier.supported(score) for score in memories.values())
+    # each is stored with the vector the selector scores: its text as a statement ("The user has kids.")
+    for memory in (await components.store.page(TENANT, limit=50)).memories:
+        (statement,) = await components.embed([as_statement(memory.text)])
+        assert memory.statement_embedding == pytest.approx(statement, abs=1e-5), memory.text

@@ -152,19 +152,10 @@ MEMORY_FORMS: dict[str, Callable[[str], str]] = {
 }
 
 
-def in_extracted_form(examples: Sequence[Example]) -> list[Example]:
-    """The same examples with each attribute as the extractor would store it."""
-    return [replace(e, attribute=as_extracted(e.attribute)) for e in examples]
-
-
-def extracted_copies(examples: Sequence[Example]) -> list[Example]:
-    """A copy of each example whose attribute the extractor would phrase differently, in that phrasing, in a
-    group of its own (a group is one selection decision; the two phrasings are not one list of memories)."""
-    return [
-        replace(e, attribute=text, group=f"{e.group}:extracted")
-        for e in examples
-        if (text := as_extracted(e.attribute)) != e.attribute
-    ]
+def as_served(examples: Sequence[Example]) -> list[Example]:
+    """The same examples with each attribute as the selector is served a memory: a statement about "The
+    user" (memory.phrasing.as_statement). Changes PrefEval's first person ("I am vegetarian.") and little else."""
+    return [replace(e, attribute=as_statement(e.attribute)) for e in examples]
 
 
 def held_out_prompts(*eval_files: Path) -> set[str]:

@@ -151,10 +151,10 @@ VARIANTS = (
         f"classifier (bilinear-{BILINEAR_RANK} head, PrefEval near misses, all sources)",
         TrainConfig(ALL_SOURCES, prefeval_near_misses=True),
     ),
-    # Trained on each attribute also as the extractor phrases memories (selector.train).
+    # Trained on each attribute as the selector is served it, a statement about "The user" (selector.train).
     Variant(
-        f"classifier (bilinear-{BILINEAR_RANK} head, all sources, also as extracted)",
-        TrainConfig(ALL_SOURCES, extracted_form=True),
+        f"classifier (bilinear-{BILINEAR_RANK} head, all sources, as served)",
+        TrainConfig(ALL_SOURCES, statement_form=True),
     ),
     Variant("classifier (logistic head, all sources)", TrainConfig(ALL_SOURCES, rank=0)),
     # The bilinear term without its own decay: better here, but it lost plain matches (selector.head).
@@ -196,7 +196,7 @@ def seed_rows(
     for variant in chosen_variants(args.variants):
         embed = near_miss_embed(variant.config.prefeval_near_misses, args.models / "embedder")
         examples = all_examples(
-            args.data_dir, held_out, variant.config.sources, [args.data_file], embed, variant.config.extracted_form
+            args.data_dir, held_out, variant.config.sources, [args.data_file], embed, variant.config.statement_form
         )
         emb = PairEmbeddings.build(args.models / "embedder", examples, DEFAULT_CACHE, variant.config.prompt_tokens)
         for seed in seeds:

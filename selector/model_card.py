@@ -45,10 +45,10 @@ def write_card(
         else ""
     )
     forms = (
-        "Each attribute also as the extractor stores memories ('The user is vegetarian.' -> 'is vegetarian';\n"
-        "the copies are in the counts), and the rule tuned on memories in that form: what /respond serves.\n"
-        if config["train"].get("extracted_form")
-        else "Attributes as the data writes them ('The user is vegetarian.') only.\n"
+        "Attributes as the selector is served memories, statements about 'The user' (PrefEval's 'I am\n"
+        "vegetarian.' -> 'The user is vegetarian.').\n"
+        if config["train"].get("statement_form")
+        else "Attributes as the data writes them ('The user is vegetarian.', PrefEval's 'I am vegetarian.').\n"
     )
     duration = (
         "about 6 minutes on a quiet 2-core machine: 8 encoder fine-tunes"

@@ -39,9 +39,8 @@ from selector.data import (
     DEFAULT_DATA_DIR,
     Embed,
     Example,
-    extracted_copies,
+    as_served,
     held_out_prompts,
-    in_extracted_form,
     load_pilot,
     load_task6,
     load_training,
@@ -150,10 +149,9 @@ class TrainConfig:
     interaction_decay: float = INTERACTION_DECAY
     encoder_epochs: int = 0  # 0: prompts embedded by the stock embedder; N: a fine-tuned prompt encoder
     prefeval_near_misses: bool = False  # one PrefEval negative the nearest of another category (selector.data)
-    # Train on each attribute also as the extractor phrases memories ("is vegetarian"), and tune the rule on
-    # memories in that phrasing, what /respond serves. Off: worse on val in both phrasings (docs/selector.md,
-    # "Memory form").
-    extracted_form: bool = False
+    # Train and tune on each attribute as the selector is served it, a statement about "The user"
+    # (selector.data.as_served; PrefEval's "I am ..." becomes "The user is ..."). docs/selector.md, "Memory form".
+    statement_form: bool = False
 
 
 class Scorer:
@@ -188,8 +186,8 @@ def fit_scorer(examples: list[Example], emb: PairEmbeddings, config: TrainConfig
 
 
 def served(examples: Sequence[Example], config: TrainConfig) -> list[Example]:
-    """Items to tune decisions on, with memories as the trained classifier expects to be served them."""
-    return in_extracted_form(examples) if config.extracted_form else list(examples)
+    """Items to train on or tune decisions on, with memories in the form the config trains on."""
+    return as_served(examples) if config.statement_form else list(examples)
 
 
 def source_weights(examples: Sequence[Example]) -> np.ndarray:
@@ -305,10 +303,8 @@ def train_classifier(
     if config.prefeval_near_misses and embed is None:
         raise ValueError("prefeval_near_misses needs embed= (selector.train.near_miss_embed) to find them")
 
-    examples = load_training(data_dir, held_out, set(config.sources), embed)
+    examples = served(load_training(data_dir, held_out, set(config.sources), embed), config)
     human = [e for e in load_pilot(data_dir / "pilot_train.jsonl") if prompt_key(e.prompt) not in held_out]
-    if config.extracted_form:
-        examples += extracted_copies(examples)
     human = served(human, config)
     oof_examples, oof_scores = out_of_fold_scores(examples, emb, config, human, prompt_folds(human, None))
     groups = scored_groups(oof_examples, oof_scores)
@@ -357,14 +353,13 @@ def all_examples(
     sources: Sequence[str],
     extra: Sequence[Path],
     embed: Embed | None = None,
-    extracted_form: bool = False,
+    statement_form: bool = False,
 ) -> list[Example]:
     """Every example training or evaluation embeds: the chosen sources, task6 (the decision rule is tuned
-    on it whatever the head trains on) and the held-out files; with `extracted_form`, each also as the
-    extractor phrases it."""
+    on it whatever the head trains on) and the held-out files; with `statement_form`, as served."""
     everything = load_training(data_dir, held_out, set(sources) | {"task6"}, embed)
     everything += [e for p in extra for e in load_pilot(p)]
-    return everything + extracted_copies(everything) if extracted_form else everything
+    return as_served(everything) if statement_form else everything
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -388,9 +383,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help=f"epochs of prompt-encoder fine-tuning (0: the stock embedder; tried: {TUNED_ENCODER_EPOCHS})",
     )
     parser.add_argument(
-        "--also-extracted",
+        "--statement-form",
         action="store_true",
-        help="train on each attribute also as the extractor phrases memories, and tune the rule on that phrasing",
+        help="train on each attribute as the selector is served it ('I am vegetarian.' -> 'The user is vegetarian.')",
     )
     parser.add_argument(
         "--prefeval-near-misses",
@@ -414,10 +409,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.rank,
         encoder_epochs=args.encoder_epochs,
         prefeval_near_misses=args.prefeval_near_misses,
-        extracted_form=args.also_extracted,
+        statement_form=args.statement_form,
     )
     embed = near_miss_embed(config.prefeval_near_misses, args.embedder, args.cache)
-    examples = all_examples(args.data, held_out, config.sources, val_files, embed, config.extracted_form)
+    examples = all_examples(args.data, held_out, config.sources, val_files, embed, config.statement_form)
     emb = PairEmbeddings.build(args.embedder, examples, args.cache, config.prompt_tokens)
     human = [e for e in load_pilot(args.data / "pilot_train.jsonl") if prompt_key(e.prompt) not in held_out]
     human = served(human, config)  # the baselines' cutoffs too, on memories as they are served
@@ -449,7 +444,7 @@ def argv_command(args: argparse.Namespace) -> str:
         f"python -m selector.train --data {args.data} --out {args.out} --sources {args.sources} --seed {args.seed}"
         f" --prompt-tokens {args.prompt_tokens} --rank {args.rank} --encoder-epochs {args.encoder_epochs}"
         + (" --prefeval-near-misses" if args.prefeval_near_misses else "")
-        + (" --also-extracted" if args.also_extracted else "")
+        + (" --statement-form" if args.statement_form else "")
     )
 
 

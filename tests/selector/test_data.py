@@ -15,7 +15,7 @@ from selector.data import (
     PREFEVAL_NEAR_MISSES,
     PREFEVAL_NEGATIVES,
     Example,
-    extracted_copies,
+    as_served,
     load_prefeval,
     load_training,
     prompt_key,
@@ -99,13 +99,14 @@ def test_attributes_as_the_extractor_stores_memories_and_restated(attribute: str
     assert as_statement(attribute) == restated
 
 
-def test_extracted_copies_are_separate_selection_groups() -> None:
-    statements = [
-        Example("Plan a dinner.", "The user is vegetarian.", 1, "pilot:0:1", "human"),
-        Example("Plan a dinner.", "likes jazz", 0, "pilot:0:1", "human"),  # already in memory form: no copy
+def test_examples_as_served_keep_their_groups_and_labels() -> None:
+    data = [
+        Example("Plan a dinner.", "I am vegetarian.", 1, "prefeval:food:0", "prefeval"),
+        Example("Plan a dinner.", "The user likes jazz.", 0, "prefeval:food:0", "prefeval"),
     ]
-    assert extracted_copies(statements) == [
-        Example("Plan a dinner.", "is vegetarian", 1, "pilot:0:1:extracted", "human")
+    assert as_served(data) == [
+        Example("Plan a dinner.", "The user is vegetarian.", 1, "prefeval:food:0", "prefeval"),
+        Example("Plan a dinner.", "The user likes jazz.", 0, "prefeval:food:0", "prefeval"),
     ]
 
 

@@ -87,6 +87,10 @@ SELECTOR_LATENCY = Histogram(
 SELECTOR_EMPTY = Counter(
     "heedful_selector_empty_selections", "Requests for which the selector kept no memory (a valid answer)."
 )
+STATEMENT_VECTORS_FILLED = Counter(
+    "heedful_statement_vectors_filled",
+    "Statement vectors embedded at request time and written back, for memories stored before they existed.",
+)
 
 # --- Generator ---
 GENERATOR_TOKENS = Counter("heedful_generator_tokens", "LLM tokens used by generation, by kind.", ["kind"])

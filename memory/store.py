@@ -66,6 +66,12 @@ class MemoryStore(Protocol):
         the vectors (a new text without a new statement embedding drops the old one)."""
         ...
 
+    async def fill_statement_vectors(self, user_id: str, memories: list[Memory]) -> int:
+        """Writes each memory's statement vector onto the stored memory, leaving its text's vector and payload
+        as they are, where the stored text is still the memory's (not edited meanwhile); returns how many.
+        For memories stored before statement vectors existed, once the selector needed them."""
+        ...
+
     async def delete(self, user_id: str, memory_id: str) -> bool: ...
 
     async def delete_user(self, user_id: str) -> int:
@@ -135,6 +141,15 @@ async def attach_statement_vectors(memories: list[Memory], embed: Embed) -> None
         vectors = await embed([as_statement(m.text) for m in todo])
         for memory, vector in zip(todo, vectors, strict=True):
             memory.statement_embedding = vector
+
+
+def statement_vectors_to_fill(user_id: str, memories: list[Memory], stored: list[Memory]) -> dict[str, list[float]]:
+    """Statement vectors by id, of the memories whose stored record (`stored`, read without vectors) is the
+    user's and still holds the memory's text."""
+    texts = {m.id: m.text for m in stored if m.user_id == user_id}
+    return {
+        m.id: m.statement_embedding for m in memories if m.statement_embedding is not None and texts.get(m.id) == m.text
+    }
 
 
 def require_embedding(memory: Memory) -> list[float]:

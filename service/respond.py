@@ -15,7 +15,7 @@ from memory import metrics
 from memory.llm import ChatMessage
 from memory.model import Memory, MemoryStatus
 from memory.prompts.respond import system_prompt
-from memory.store import MemoryFilter, StoreUnavailable
+from memory.store import MemoryFilter, StoreUnavailable, attach_statement_vectors
 from selector import Selection, Selector
 from service.wiring import Components
 
@@ -123,7 +123,9 @@ class Responder:
     async def _read_vectors(self, tenant: str, memories: list[Memory]) -> None:
         """Attaches the stored vectors of `memories`; the selector holds the others' from earlier requests.
 
-        A memory edited since the page was read keeps no vector (its text differs): the selector embeds it.
+        A memory stored before statement vectors existed gets its statement embedded here and written back,
+        once per memory rather than once per process. A memory edited since the page was read keeps no
+        vector (its text differs): the selector embeds it, and nothing is written back for it.
         """
         if not memories:
             return
@@ -133,6 +135,13 @@ class Responder:
             if current is not None and current.text == memory.text:
                 memory.embedding = current.embedding
                 memory.statement_embedding = current.statement_embedding
+        unfilled = [m for m in memories if m.id in stored and m.statement_embedding is None]
+        if unfilled:
+            await attach_statement_vectors(unfilled, self.c.embed)
+            try:
+                metrics.STATEMENT_VECTORS_FILLED.inc(await self.c.store.fill_statement_vectors(tenant, unfilled))
+            except StoreUnavailable:  # the vectors are in hand: answer with them, fill on a later request
+                metrics.ERRORS.labels(kind="store_unavailable").inc()
 
     async def generate(self, plan: Plan, *, temperature: float, max_tokens: int) -> str:
         started = time.perf_counter()

@@ -32,6 +32,7 @@ from memory.store import (
     apply_changes,
     from_payload,
     is_memory_id,
+    statement_vectors_to_fill,
     to_payload,
     to_vectors,
 )
@@ -158,6 +159,21 @@ class EdgeMemoryStore:
         updated = apply_changes(current, changes)
         await self.upsert([updated])
         return updated
+
+    async def fill_statement_vectors(self, user_id: str, memories: list[Memory]) -> int:
+        ids = [m.id for m in memories if is_memory_id(m.id)]
+
+        def fill(shard: qe.EdgeShard) -> int:  # read, compare and write under one lock: no edit slips between
+            records = shard.retrieve(ids, with_payload=True, with_vector=False)  # type: ignore[arg-type]
+            stored = [from_payload(r.id, r.payload or {}) for r in records]
+            vectors = statement_vectors_to_fill(user_id, memories, stored)
+            if vectors:
+                points = [qe.PointVectors(i, {STATEMENT_VECTOR: v}) for i, v in vectors.items()]
+                shard.update(qe.UpdateOperation.update_vectors(points))  # type: ignore[arg-type]
+                shard.flush()
+            return len(vectors)
+
+        return await self._run(fill)
 
     async def delete(self, user_id: str, memory_id: str) -> bool:
         if await self.get(user_id, memory_id) is None:

@@ -23,6 +23,7 @@ from memory.store import (
     apply_changes,
     from_payload,
     is_memory_id,
+    statement_vectors_to_fill,
     to_payload,
     to_vectors,
 )
@@ -139,6 +140,22 @@ class QdrantServerMemoryStore:
         updated = apply_changes(current, changes)
         await self.upsert([updated])
         return updated
+
+    async def fill_statement_vectors(self, user_id: str, memories: list[Memory]) -> int:
+        ids: list[Any] = [m.id for m in memories if is_memory_id(m.id)]
+        if not ids:
+            return 0
+        records = await self._call(
+            self._client.retrieve(self._collection, ids=ids, with_payload=True, with_vectors=False)
+        )
+        vectors = statement_vectors_to_fill(user_id, memories, [from_payload(r.id, r.payload or {}) for r in records])
+        if not vectors:
+            return 0
+        # An edit between the read and this write would get the old text's statement vector until it is next
+        # rewritten (a server offers no read-compare-write; the edge store does all three under its lock).
+        points = [qm.PointVectors(id=i, vector={STATEMENT_VECTOR: v}) for i, v in vectors.items()]
+        await self._call(self._client.update_vectors(self._collection, points=points, wait=True))
+        return len(vectors)
 
     async def delete(self, user_id: str, memory_id: str) -> bool:
         if await self.get(user_id, memory_id) is None:

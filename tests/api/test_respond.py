@@ -8,6 +8,8 @@ import httpx
 import openai
 import pytest
 
+from memory import metrics
+from memory.model import Memory
 from memory.prompts.respond import DATA_HEADER, NO_BACKGROUND, RULES
 from service.wiring import Components
 from tests.api.test_ingest import conversation
@@ -79,6 +81,37 @@ async def test_repeat_requests_and_edited_memories_select_alike(
     )
     [(text, score)] = await used()
     assert text == "plays the trumpet in a jazz band" and score == pytest.approx(float(memory @ prompt), abs=1e-3)
+
+
+async def test_memories_stored_before_statement_vectors_get_them_on_first_use(
+    client: httpx.AsyncClient, app_key: str, components: Components
+):
+    """A memory written with its text's vector only (before statement vectors) is scored as a statement on its
+    first request, and that vector is written back, so the next process need not embed it again."""
+    await client.post("/v1/conversations", json=conversation("dana"), headers=bearer(app_key))
+    (vector,) = await components.embed(["is vegetarian"])
+    legacy = Memory.new("acme:dana", "is vegetarian", embedding=vector)
+    await components.store.upsert([legacy])
+    before = metrics.STATEMENT_VECTORS_FILLED._value.get()
+
+    body = (
+        await client.post(
+            "/respond", json=ask("Suggest a dinner recipe for tonight.", generate=False), headers=bearer(app_key)
+        )
+    ).json()
+
+    (statement,) = await components.embed(["The user is vegetarian."])
+    stored = await components.store.get("acme:dana", legacy.id)
+    assert stored is not None and stored.statement_embedding == pytest.approx(statement, abs=1e-5)
+    assert stored.embedding == pytest.approx(vector, abs=1e-6)
+    assert metrics.STATEMENT_VECTORS_FILLED._value.get() == before + 1
+    fresh = components.selector("classifier")  # the same memory with the stored statement scores the same
+    [scored] = await fresh.select("Suggest a dinner recipe for tonight.", [stored])
+    # selected (0.60); scored by the fragment's own vector it was not (0.36 under the rule's 0.5 floor, 2026-12-07)
+    assert [(m["text"], m["score"]) for m in body["memories"]] == [
+        ("is vegetarian", pytest.approx(scored.score, abs=1e-3))
+    ]
+    assert body["memories_considered"] == 1
 
 
 async def test_disabled_and_other_users_memories_are_never_used(

@@ -137,6 +137,23 @@ async def test_a_new_text_drops_the_old_statement_vector(store: MemoryStore) -> 
     assert stored.statement_embedding == pytest.approx(new, abs=1e-6)
 
 
+async def test_statement_vectors_are_filled_only_where_the_text_is_unchanged(store: MemoryStore) -> None:
+    kept, edited, theirs = make("alice", "keeps bees"), make("alice", "likes jazz"), make("bob", "plays chess")
+    await store.upsert([kept, edited, theirs])
+    await store.update("alice", edited.id, text="likes bebop", embedding=vector_for("likes bebop"))
+    filled = [
+        m.model_copy(update={"statement_embedding": vector_for(f"The user {m.text}.")}) for m in (kept, edited, theirs)
+    ]
+    assert await store.fill_statement_vectors("alice", filled) == 1  # not the edited one, not bob's
+    got = {m.id: m for m in await store.get_many("alice", [kept.id, edited.id])}
+    assert got[kept.id].statement_embedding == pytest.approx(vector_for("The user keeps bees."), abs=1e-6)
+    assert got[kept.id].embedding == pytest.approx(vector_for("keeps bees"), abs=1e-6)
+    assert got[kept.id].model_dump() == kept.model_dump()  # the payload is untouched
+    assert got[edited.id].statement_embedding is None
+    bob = await store.get("bob", theirs.id)
+    assert bob is not None and bob.statement_embedding is None
+
+
 async def test_search_stays_within_one_user(store: MemoryStore) -> None:
     await store.upsert([make("alice", "plays the cello"), make("bob", "plays the cello too")])
     hits = await store.search("alice", vector_for("plays the cello too"), limit=5)

@@ -72,6 +72,11 @@ class MemoryStore(Protocol):
         For memories stored before statement vectors existed, once the selector needed them."""
         ...
 
+    async def without_statement(self, *, limit: int = 256, cursor: str | None = None) -> MemoryPage:
+        """Memories of any user stored without a statement vector, one page in storage order, without vectors.
+        The one read not scoped to a user: for operators (`heedful store fill-statements`), never a request."""
+        ...
+
     async def delete(self, user_id: str, memory_id: str) -> bool: ...
 
     async def delete_user(self, user_id: str) -> int:
@@ -150,6 +155,24 @@ def statement_vectors_to_fill(user_id: str, memories: list[Memory], stored: list
     return {
         m.id: m.statement_embedding for m in memories if m.statement_embedding is not None and texts.get(m.id) == m.text
     }
+
+
+async def fill_all_statement_vectors(store: MemoryStore, embed: Embed, batch: int = 256) -> dict[str, int]:
+    """Gives every memory stored without a statement vector its vector, `batch` at a time, whoever owns it;
+    a memory edited meanwhile is left to its edit. What /respond does per user on first use, for all users."""
+    counts = {"seen": 0, "filled": 0}
+    cursor: str | None = None
+    while True:
+        page = await store.without_statement(limit=batch, cursor=cursor)
+        await attach_statement_vectors(page.memories, embed)
+        by_user: dict[str, list[Memory]] = {}
+        for memory in page.memories:
+            by_user.setdefault(memory.user_id, []).append(memory)
+        for user_id, memories in by_user.items():
+            counts["filled"] += await store.fill_statement_vectors(user_id, memories)
+        counts["seen"] += len(page.memories)
+        if (cursor := page.next_cursor) is None:
+            return counts
 
 
 def require_embedding(memory: Memory) -> list[float]:

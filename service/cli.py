@@ -1,4 +1,4 @@
-"""The `heedful` command: serve, worker, keys, train, build, eval."""
+"""The `heedful` command: serve, worker, keys, store, train, build, eval."""
 
 from __future__ import annotations
 
@@ -44,6 +44,13 @@ def main(argv: list[str] | None = None) -> int:
     create.add_argument("--name", default="")
     hashed = keys.add_parser("hash", help="print the SHA-256 of a key, for HEEDFUL_API_KEY_HASHES")
     hashed.add_argument("key")
+    store = sub.add_parser("store", help="maintenance of the memory store").add_subparsers(dest="action", required=True)
+    fill = store.add_parser(
+        "fill-statements",
+        help="give every memory stored without a statement vector its vector (after an upgrade; with the "
+        "embedded store, while the service is stopped)",
+    )
+    fill.add_argument("--batch", type=int, default=256, help="memories embedded and written per round")
     for verb in sorted({v for v, _ in TRAINERS}):
         choices = [w for v, w in TRAINERS if v == verb]
         sub.add_parser(verb, help=f"{verb} {', '.join(choices)} (options: heedful {verb} WHAT --help)").add_argument(
@@ -60,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_worker(get_settings())
     if args.command == "keys":
         return asyncio.run(_keys(args))
+    if args.command == "store":
+        return asyncio.run(_fill_statements(args.batch))
     parser.error(f"unknown command {argv!r}")
     return 2
 
@@ -78,6 +87,28 @@ async def _keys(args: argparse.Namespace) -> int:
     finally:
         await redis.aclose()
     print(key)
+    return 0
+
+
+async def _fill_statements(batch: int) -> int:
+    import json
+
+    from memory.embeddings import Embedder
+    from memory.store import fill_all_statement_vectors
+    from service.wiring import build_store
+
+    settings = get_settings()
+    embedder = Embedder.load(settings.models_dir / "embedder", settings.onnx_threads)
+
+    async def embed(texts: list[str]) -> list[list[float]]:
+        return [v.tolist() for v in await asyncio.to_thread(embedder.embed, texts)]
+
+    store = await build_store(settings)
+    try:
+        counts = await fill_all_statement_vectors(store, embed, batch)
+    finally:
+        await store.close()
+    print(json.dumps(counts))
     return 0
 
 

@@ -175,6 +175,18 @@ class EdgeMemoryStore:
 
         return await self._run(fill)
 
+    async def without_statement(self, *, limit: int = 256, cursor: str | None = None) -> MemoryPage:
+        request = qe.ScrollRequest(
+            offset=cursor if cursor and is_memory_id(cursor) else None,
+            limit=limit,
+            filter=qe.Filter(must_not=[qe.HasVectorCondition(STATEMENT_VECTOR)]),
+            with_payload=True,
+            with_vector=False,
+        )
+        records, next_id = await self._run(lambda s: s.scroll(request))
+        memories = [from_payload(r.id, r.payload or {}) for r in records]
+        return MemoryPage(memories=memories, next_cursor=str(next_id) if next_id is not None else None)
+
     async def delete(self, user_id: str, memory_id: str) -> bool:
         if await self.get(user_id, memory_id) is None:
             return False

@@ -157,6 +157,20 @@ class QdrantServerMemoryStore:
         await self._call(self._client.update_vectors(self._collection, points=points, wait=True))
         return len(vectors)
 
+    async def without_statement(self, *, limit: int = 256, cursor: str | None = None) -> MemoryPage:
+        records, next_id = await self._call(
+            self._client.scroll(
+                self._collection,
+                scroll_filter=qm.Filter(must_not=[qm.HasVectorCondition(has_vector=STATEMENT_VECTOR)]),
+                limit=limit,
+                offset=cursor if cursor and is_memory_id(cursor) else None,
+                with_payload=True,
+                with_vectors=False,
+            )
+        )
+        memories = [from_payload(r.id, r.payload or {}) for r in records]
+        return MemoryPage(memories=memories, next_cursor=str(next_id) if next_id is not None else None)
+
     async def delete(self, user_id: str, memory_id: str) -> bool:
         if await self.get(user_id, memory_id) is None:
             return False

@@ -17,7 +17,7 @@ from qdrant_client import AsyncQdrantClient
 from qdrant_client import models as qm
 
 from memory.model import Evidence, Memory, MemoryKind, MemoryStatus, memory_id
-from memory.store import MemoryFilter, MemoryStore, to_payload
+from memory.store import MemoryFilter, MemoryStore, fill_all_statement_vectors, to_payload
 from memory.stores.edge import EdgeMemoryStore
 from memory.stores.qdrant_server import QdrantServerMemoryStore
 
@@ -152,6 +152,21 @@ async def test_statement_vectors_are_filled_only_where_the_text_is_unchanged(sto
     assert got[edited.id].statement_embedding is None
     bob = await store.get("bob", theirs.id)
     assert bob is not None and bob.statement_embedding is None
+
+
+async def test_every_memory_without_a_statement_vector_gets_one(store: MemoryStore) -> None:
+    has = make("alice", "is vegetarian", statement_embedding=vector_for("The user is vegetarian."))
+    old = [make("alice", f"likes topic {i}") for i in range(4)] + [make("bob", "plays chess")]
+    await store.upsert([has, *old])
+    assert {m.id for m in (await store.without_statement(limit=100)).memories} == {m.id for m in old}
+
+    async def embed(texts: list[str]) -> list[list[float]]:
+        return [vector_for(t) for t in texts]
+
+    assert await fill_all_statement_vectors(store, embed, batch=2) == {"seen": 5, "filled": 5}  # 3 pages
+    assert (await store.without_statement()).memories == []
+    bob = await store.get("bob", old[-1].id)
+    assert bob is not None and bob.statement_embedding == pytest.approx(vector_for("The user plays chess."), abs=1e-6)
 
 
 async def test_search_stays_within_one_user(store: MemoryStore) -> None:

@@ -118,14 +118,14 @@ class Responder:
             vector = (await prompt_vector).tolist()
         else:
             vector = (await self.c.embed([prompt]))[0]
-        return [s.memory for s in await self.c.store.search(tenant, vector, limit=MAX_CONSIDERED, filters=active)]
+        hits = [s.memory for s in await self.c.store.search(tenant, vector, limit=MAX_CONSIDERED, filters=active)]
+        await self._fill_statements(tenant, [m for m in hits if m.statement_embedding is None])
+        return hits
 
     async def _read_vectors(self, tenant: str, memories: list[Memory]) -> None:
         """Attaches the stored vectors of `memories`; the selector holds the others' from earlier requests.
 
-        A memory stored before statement vectors existed gets its statement embedded here and written back,
-        once per memory rather than once per process. A memory edited since the page was read keeps no
-        vector (its text differs): the selector embeds it, and nothing is written back for it.
+        A memory edited since the page was read keeps no vector (its text differs): it is embedded as read.
         """
         if not memories:
             return
@@ -135,13 +135,18 @@ class Responder:
             if current is not None and current.text == memory.text:
                 memory.embedding = current.embedding
                 memory.statement_embedding = current.statement_embedding
-        unfilled = [m for m in memories if m.id in stored and m.statement_embedding is None]
-        if unfilled:
-            await attach_statement_vectors(unfilled, self.c.embed)
-            try:
-                metrics.STATEMENT_VECTORS_FILLED.inc(await self.c.store.fill_statement_vectors(tenant, unfilled))
-            except StoreUnavailable:  # the vectors are in hand: answer with them, fill on a later request
-                metrics.ERRORS.labels(kind="store_unavailable").inc()
+        await self._fill_statements(tenant, [m for m in memories if m.id in stored and m.statement_embedding is None])
+
+    async def _fill_statements(self, tenant: str, memories: list[Memory]) -> None:
+        """Memories stored before statement vectors existed: their statements are embedded here and written
+        back, once per memory rather than once per process (a memory edited meanwhile is not written)."""
+        if not memories:
+            return
+        await attach_statement_vectors(memories, self.c.embed)
+        try:
+            metrics.STATEMENT_VECTORS_FILLED.inc(await self.c.store.fill_statement_vectors(tenant, memories))
+        except StoreUnavailable:  # the vectors are in hand: answer with them, fill on a later request
+            metrics.ERRORS.labels(kind="store_unavailable").inc()
 
     async def generate(self, plan: Plan, *, temperature: float, max_tokens: int) -> str:
         started = time.perf_counter()

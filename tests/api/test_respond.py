@@ -105,6 +105,8 @@ async def test_memories_stored_before_statement_vectors_get_them_on_first_use(
     assert stored is not None and stored.statement_embedding == pytest.approx(statement, abs=1e-5)
     assert stored.embedding == pytest.approx(vector, abs=1e-6)
     assert metrics.STATEMENT_VECTORS_FILLED._value.get() == before + 1
+    await client.post("/respond", json=ask("Plan a dinner.", generate=False), headers=bearer(app_key))
+    assert metrics.STATEMENT_VECTORS_FILLED._value.get() == before + 1  # once: it is stored now
     fresh = components.selector("classifier")  # the same memory with the stored statement scores the same
     [scored] = await fresh.select("Suggest a dinner recipe for tonight.", [stored])
     # selected (0.60); scored by the fragment's own vector it was not (0.36 under the rule's 0.5 floor, 2026-12-07)

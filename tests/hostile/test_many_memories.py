@@ -7,6 +7,7 @@ import httpx
 import numpy as np
 import pytest
 
+from memory import metrics
 from memory.model import Evidence, Memory, MemoryKind
 from selector import Selection, Selector
 from service.respond import MAX_CONSIDERED
@@ -91,9 +92,12 @@ async def test_list_export_and_respond_with_ten_thousand_memories(
     assert state["memories"] == state["active_memories"] == len(hoarder)
 
     ask = {"user_id": "hoarder", "messages": [{"role": "user", "content": PROMPT}], "options": {"generate": False}}
+    filled = metrics.STATEMENT_VECTORS_FILLED._value.get()
     response = await client.post("/respond", json=ask, headers=bearer(app_key))  # the default selector
     assert response.status_code == 200, response.text
     assert response.json()["memories_considered"] == MAX_CONSIDERED
+    # seeded without statement vectors (as before they existed): the shortlist's are embedded and written back
+    assert metrics.STATEMENT_VECTORS_FILLED._value.get() == filled + MAX_CONSIDERED
     # the one memory that matters is among those considered, not left to where it falls in storage order:
     # the similarity baseline's single best pick out of 10,001 is it
     ask["options"] = {"generate": False, "selector": "embedding", "max_memories": 1}

@@ -33,7 +33,8 @@ class StoreUnavailable(Exception):
 
 
 class MemoryStore(Protocol):
-    """Every operation is scoped to one user: no call reads or writes across users."""
+    """Every operation is scoped to one user: no call reads or writes across users, except the operators'
+    `without_statement` (and `count` without a user)."""
 
     async def upsert(self, memories: list[Memory]) -> None:
         """Insert or replace by id; every memory must carry its embedding, and its statement embedding is

@@ -168,8 +168,12 @@ VARIANTS = (
 
 
 def chosen_variants(fragments: str) -> list[Variant]:
-    """The variants whose names hold one of the comma-separated fragments; none given: every variant but
-    the tuned prompt encoder's, which takes minutes per seed (8 fine-tunes) and runs only when named."""
+    """The variant named exactly (names hold commas), else the variants whose names hold one of the
+    comma-separated fragments; none given: every variant but the tuned prompt encoder's, which takes
+    minutes per seed (8 fine-tunes) and runs only when named."""
+    exact = [v for v in VARIANTS if v.name == fragments.strip()]
+    if exact:
+        return exact
     wanted = [w for w in fragments.split(",") if w]
     if not wanted:
         return [v for v in VARIANTS if not v.config.encoder_epochs]
@@ -320,7 +324,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--variants",
         default="",
-        help="comma-separated name fragments: retrain the variants they match (default: all but the tuned prompt encoder)",
+        help="a variant's whole name, or comma-separated name fragments: retrain the variants they match "
+        "(default: all but the tuned prompt encoder)",
     )
     parser.add_argument("--llm-rows", default="", help="comma-separated: base, grpo (embedded SmolLM2, slow)")
     parser.add_argument("--llm-items", type=int, default=0, help="a fixed seeded sample of this many items (0: all)")

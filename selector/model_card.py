@@ -59,8 +59,8 @@ def write_card(
         f"""# heedful selector classifier
 
 What it is: a head over all-MiniLM-L6-v2 sentence embeddings (the int8 ONNX embedder in
-models/embedder, the same vectors the store keeps as `Memory.embedding`). Input: the prompt's
-embedding u and each memory's embedding v; a linear map of [u, v, u*v, |u-v|]{interaction}; output:
+models/embedder; memories as the store keeps them in `Memory.statement_embedding`, their text as a
+statement, "The user is vegetarian."). Input: the prompt's embedding u and each memory's embedding v; a linear map of [u, v, u*v, |u-v|]{interaction}; output:
 probability that the memory should change the answer.
 {prompt_cut}{own_encoder}`head.onnx` ({size_kb:.0f} kB, fp32; the int8 part is the embedder). Then a per-prompt decision
 rule, tuned out of fold on the human train prompts (one fold each) and gpt-5.4's task6 prompts

@@ -162,6 +162,8 @@ class EdgeMemoryStore:
 
     async def fill_statement_vectors(self, user_id: str, memories: list[Memory]) -> int:
         ids = [m.id for m in memories if is_memory_id(m.id)]
+        if not ids:
+            return 0
 
         def fill(shard: qe.EdgeShard) -> int:  # read, compare and write under one lock: no edit slips between
             records = shard.retrieve(ids, with_payload=True, with_vector=False)  # type: ignore[arg-type]
@@ -171,6 +173,7 @@ class EdgeMemoryStore:
                 points = [qe.PointVectors(i, {STATEMENT_VECTOR: v}) for i, v in vectors.items()]
                 shard.update(qe.UpdateOperation.update_vectors(points))  # type: ignore[arg-type]
                 shard.flush()
+                _seal_if_full(shard)  # as after every write
             return len(vectors)
 
         return await self._run(fill)

@@ -116,6 +116,8 @@ def test_the_seeded_evaluation_retrains_the_tuned_encoder_only_when_named() -> N
         (True, False),
         (True, True),
     ]
+    shipped = "classifier (bilinear-4 head, all sources)"  # a whole name, commas and all: that variant only
+    assert [v.name for v in chosen_variants(shipped)] == [shipped]
     assert {v.name for v in chosen_variants("logistic,human only")} == {
         "classifier (logistic head, all sources)",
         "classifier (bilinear-4 head, human only)",

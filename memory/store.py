@@ -38,7 +38,7 @@ class MemoryStore(Protocol):
 
     async def upsert(self, memories: list[Memory]) -> None:
         """Insert or replace by id; every memory must carry its embedding, and its statement embedding is
-        stored when it has one (a memory stored without one is embedded by the selector that needs it)."""
+        stored when it has one (one stored without gets it on first use: `fill_statement_vectors`)."""
         ...
 
     async def get(self, user_id: str, memory_id: str) -> Memory | None: ...

@@ -221,8 +221,8 @@ class EdgeMemoryStore:
 
 def _add_statement_vector(path: Path, dim: int) -> None:
     """A shard written before memories had a statement vector gets that vector's (empty) storage: the engine
-    refuses a config whose vectors differ from the segments'. Its memories have none until rewritten; the
-    selector embeds those itself (selector.classifier.MemoryVectors)."""
+    refuses a config whose vectors differ from the segments'. Its memories get theirs when rewritten, on
+    first use by /respond, or from `heedful store fill-statements`."""
     stored = json.loads((path / "edge_config.json").read_text())
     if STATEMENT_VECTOR in stored.get("vectors", {}):
         return

@@ -66,7 +66,8 @@ class QdrantServerMemoryStore:
 
     async def _add_statement_vector(self) -> None:
         """A collection created before memories had a statement vector gets one (Qdrant 1.18's "create
-        vector name"); its memories have none until rewritten, and the selector embeds those itself."""
+        vector name"); its memories get theirs when rewritten, on first use by /respond, or from
+        `heedful store fill-statements`."""
         info = await self._client.get_collection(self._collection)
         vectors = info.config.params.vectors
         if isinstance(vectors, dict) and STATEMENT_VECTOR in vectors:

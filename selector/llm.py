@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from memory.llm import LLM, ChatMessage
 from memory.model import Memory
+from memory.phrasing import as_statement
 from selector import NoPromptVector, Selection, selections
 
 if TYPE_CHECKING:
@@ -84,9 +85,10 @@ class LLMSelector:
     async def select(
         self, prompt: str, memories: list[Memory], prompt_vector: np.ndarray | None = None
     ) -> list[Selection]:
-        """`prompt_vector` is not used: the LLM reads the prompt itself."""
+        """`prompt_vector` is not used: the LLM reads the prompt itself. Each memory is shown as a statement
+        ("is vegetarian" -> "The user is vegetarian."), as the GRPO adapter was trained on its attributes."""
         if not memories:
             return []
-        answers = await asyncio.gather(*(self.judge(prompt, m.text) for m in memories))
+        answers = await asyncio.gather(*(self.judge(prompt, as_statement(m.text)) for m in memories))
         scores = [SCORE_UNPARSED if a is None else SCORE_YES if a else SCORE_NO for a in answers]
         return selections(memories, scores, [a is True for a in answers])

@@ -85,6 +85,14 @@ async def test_selects_what_the_llm_says_yes_to() -> None:
     assert "explicitly or implicitly" in llm.seen[0][0].content
 
 
+async def test_a_memory_is_shown_as_a_statement() -> None:
+    """The extractor's "is vegetarian" reaches the LLM as the statement its GRPO data were written in."""
+    llm = FakeLLM("vegetarian")
+    [chosen] = await LLMSelector(llm).select("Dinner ideas?", memories("is vegetarian"))
+    assert chosen.memory.text == "is vegetarian" and chosen.relevant
+    assert "User attribute: The user is vegetarian.\n" in llm.seen[0][-1].content
+
+
 async def test_unparsable_answer_is_not_relevant() -> None:
     out = await LLMSelector(FakeLLM("nothing", garbled_word="cat")).select("Q?", memories("The user has a cat."))
     assert out[0].relevant is False

@@ -199,9 +199,7 @@ def seed_rows(
     out: dict[str, list[BinaryMetrics]] = {}
     for variant in chosen_variants(args.variants):
         embed = near_miss_embed(variant.config.prefeval_near_misses, args.models / "embedder")
-        examples = all_examples(
-            args.data_dir, held_out, variant.config.sources, [args.data_file], embed, variant.config.statement_form
-        )
+        examples = all_examples(args.data_dir, held_out, variant.config, [args.data_file], embed)
         emb = PairEmbeddings.build(args.models / "embedder", examples, DEFAULT_CACHE, variant.config.prompt_tokens)
         for seed in seeds:
             config = replace(variant.config, seed=seed)

@@ -17,9 +17,7 @@ def write_card(
     embedder = Embedder.load(embedder_dir, threads=2)
     selector = ClassifierSelector.load(model_dir, embedder)
     val_rows = [
-        f"| {p} | {form} | " + _metrics_cells(evaluate(selector, load_groups(p, embedder, form)).as_dict()) + " |"
-        for p in val_files
-        for form in ("extracted", "as-written")
+        f"| {p} | " + _metrics_cells(evaluate(selector, load_groups(p, embedder)).as_dict()) + " |" for p in val_files
     ]
     counts = config["train"]["counts"]
     count_rows = [
@@ -90,8 +88,8 @@ Out of fold on gpt-5.4's task6 labels with the same rule: F1 {config["cv"]["task
 
 Val (reporting only, never used for a choice):
 
-| file | memories | accuracy | precision | recall | F1 | selection rate |
-|---|---|---|---|---|---|---|
+| file | accuracy | precision | recall | F1 | selection rate |
+|---|---|---|---|---|---|
 {chr(10).join(val_rows)}
 
 Val is one prompt with 34 positives: F1 moves by several points between seeds; see

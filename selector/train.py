@@ -348,18 +348,12 @@ def train_classifier(
 
 
 def all_examples(
-    data_dir: Path,
-    held_out: set[str],
-    sources: Sequence[str],
-    extra: Sequence[Path],
-    embed: Embed | None = None,
-    statement_form: bool = False,
+    data_dir: Path, held_out: set[str], config: TrainConfig, extra: Sequence[Path], embed: Embed | None = None
 ) -> list[Example]:
-    """Every example training or evaluation embeds: the chosen sources, task6 (the decision rule is tuned
-    on it whatever the head trains on) and the held-out files; with `statement_form`, as served."""
-    everything = load_training(data_dir, held_out, set(sources) | {"task6"}, embed)
-    everything += [e for p in extra for e in load_pilot(p)]
-    return as_served(everything) if statement_form else everything
+    """Every example training or evaluation embeds: the config's sources, task6 (the decision rule is tuned
+    on it whatever the head trains on) and the held-out files, in the form the config trains on."""
+    everything = load_training(data_dir, held_out, set(config.sources) | {"task6"}, embed)
+    return served(everything + [e for p in extra for e in load_pilot(p)], config)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -412,7 +406,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         statement_form=args.statement_form,
     )
     embed = near_miss_embed(config.prefeval_near_misses, args.embedder, args.cache)
-    examples = all_examples(args.data, held_out, config.sources, val_files, embed, config.statement_form)
+    examples = all_examples(args.data, held_out, config, val_files, embed)
     emb = PairEmbeddings.build(args.embedder, examples, args.cache, config.prompt_tokens)
     human = [e for e in load_pilot(args.data / "pilot_train.jsonl") if prompt_key(e.prompt) not in held_out]
     human = served(human, config)  # the baselines' cutoffs too, on memories as they are served

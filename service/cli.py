@@ -91,21 +91,18 @@ async def _keys(args: argparse.Namespace) -> int:
 
 
 async def _fill_statements(batch: int) -> int:
+    import functools
     import json
 
     from memory.embeddings import Embedder
     from memory.store import fill_all_statement_vectors
-    from service.wiring import build_store
+    from service.wiring import build_store, embed_off_loop
 
     settings = get_settings()
     embedder = Embedder.load(settings.models_dir / "embedder", settings.onnx_threads)
-
-    async def embed(texts: list[str]) -> list[list[float]]:
-        return [v.tolist() for v in await asyncio.to_thread(embedder.embed, texts)]
-
     store = await build_store(settings)
     try:
-        counts = await fill_all_statement_vectors(store, embed, batch)
+        counts = await fill_all_statement_vectors(store, functools.partial(embed_off_loop, embedder), batch)
     finally:
         await store.close()
     print(json.dumps(counts))

@@ -123,7 +123,8 @@ class Responder:
         return hits
 
     async def _read_vectors(self, tenant: str, memories: list[Memory]) -> None:
-        """Attaches the stored vectors of `memories`; the selector holds the others' from earlier requests.
+        """Attaches the stored statement vectors of `memories` (the selectors' only vector); the selector
+        holds the others' from earlier requests.
 
         A memory edited since the page was read keeps no vector (its text differs): it is embedded as read.
         """
@@ -133,7 +134,6 @@ class Responder:
         for memory in memories:
             current = stored.get(memory.id)
             if current is not None and current.text == memory.text:
-                memory.embedding = current.embedding
                 memory.statement_embedding = current.statement_embedding
         await self._fill_statements(tenant, [m for m in memories if m.id in stored and m.statement_embedding is None])
 

@@ -51,8 +51,7 @@ class Components:
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def embed(self, texts: list[str]) -> list[list[float]]:
-        vectors = await asyncio.to_thread(self.embedder.embed, texts)
-        return [v.tolist() for v in vectors]
+        return await embed_off_loop(self.embedder, texts)
 
     async def start(self) -> None:
         try:
@@ -101,6 +100,12 @@ class Components:
         if self.extractor_llm is not self.llm:
             await self.extractor_llm.aclose()
         await self.redis.aclose()
+
+
+async def embed_off_loop(embedder: Embedder, texts: list[str]) -> list[list[float]]:
+    """`texts` embedded in a worker thread (the event loop keeps serving), as plain lists for the store."""
+    vectors = await asyncio.to_thread(embedder.embed, texts)
+    return [v.tolist() for v in vectors]
 
 
 def token_secret(settings: Settings) -> str:

@@ -28,9 +28,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from memory.embeddings import Embedder
+from memory.embeddings import Embedder, stored_memories
 from memory.model import Memory
-from memory.phrasing import as_statement
 from selector import Selector, build
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,11 +53,7 @@ def long_prompt(data_dir: Path) -> str:
 
 
 def make_memories(texts: list[str], embedder: Embedder) -> list[Memory]:
-    vectors, statements = embedder.embed(texts), embedder.embed([as_statement(t) for t in texts])
-    return [
-        Memory.new("bench-user", t, embedding=v.tolist(), statement_embedding=s.tolist())
-        for t, v, s in zip(texts, vectors, statements, strict=True)
-    ]
+    return stored_memories("bench-user", texts, embedder)
 
 
 async def time_calls(selector: Selector, prompt: str, memories: list[Memory], runs: int) -> list[float]:

@@ -13,6 +13,9 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Encoding, Tokenizer
 
+from memory.model import Memory
+from memory.phrasing import as_statement
+
 MODEL_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 EMBEDDING_DIM = 384
@@ -150,3 +153,13 @@ class Embedder:
         feeds = {name: value for name, value in arrays.items() if name in self._input_names}
         (hidden,) = self._session.run(["last_hidden_state"], feeds)
         return mean_pool_normalize(hidden, arrays["attention_mask"])
+
+
+def stored_memories(user_id: str, texts: list[str], embedder: Embedder) -> list[Memory]:
+    """Memories of `texts` with both vectors, the text's and the statement's, as the extraction worker stores
+    them: what evaluations and benchmarks give a selector."""
+    vectors, statements = embedder.embed(texts), embedder.embed([as_statement(t) for t in texts])
+    return [
+        Memory.new(user_id, t, embedding=v.tolist(), statement_embedding=s.tolist())
+        for t, v, s in zip(texts, vectors, statements, strict=True)
+    ]

@@ -24,9 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from memory.embeddings import Embedder
+from memory.embeddings import Embedder, stored_memories
 from memory.model import Memory
-from memory.phrasing import as_statement
 from selector import Selection, Selector
 from selector.calibration import rule_from_dict
 from selector.data import DEFAULT_DATA_DIR, MEMORY_FORMS
@@ -69,11 +68,7 @@ def load_groups(path: Path, embedder: Embedder, memory_form: str = "as-written")
     groups = []
     for sample, rows in sorted(by_sample.items()):
         texts = [MEMORY_FORMS[memory_form](str(r["attribute"])) for r in rows]
-        vectors, statements = embedder.embed(texts), embedder.embed([as_statement(t) for t in texts])
-        memories = [
-            Memory.new(f"sample-{sample}", t, embedding=v.tolist(), statement_embedding=s.tolist())
-            for t, v, s in zip(texts, vectors, statements, strict=True)
-        ]
+        memories = stored_memories(f"sample-{sample}", texts, embedder)
         labels = np.array([int(r["label"]) for r in rows])  # type: ignore[call-overload]
         groups.append(EvalGroup(sample, str(rows[0]["prompt_text"]), memories, labels))
     return groups

@@ -8,9 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from memory.embeddings import Embedder
+from memory.embeddings import Embedder, stored_memories
 from memory.model import Memory
-from memory.phrasing import as_statement
 from selector import BACKENDS, NoPromptVector, Selector, UnknownBackend, build
 
 pytestmark = pytest.mark.integration
@@ -40,13 +39,7 @@ def selector(request: pytest.FixtureRequest, embedder: Embedder) -> Selector:
 
 def memories(texts: list[str], embedder: Embedder, stored: bool = True) -> list[Memory]:
     """Memories as the store holds them: the text's vector and the statement's (None when not `stored`)."""
-    if not stored:
-        return [Memory.new("u1", t) for t in texts]
-    vectors, statements = embedder.embed(texts), embedder.embed([as_statement(t) for t in texts])
-    return [
-        Memory.new("u1", t, embedding=v.tolist(), statement_embedding=s.tolist())
-        for t, v, s in zip(texts, vectors, statements, strict=True)
-    ]
+    return stored_memories("u1", texts, embedder) if stored else [Memory.new("u1", t) for t in texts]
 
 
 @pytest.mark.parametrize("backend", ["classifier", "embedding", "bm25"])

@@ -5,7 +5,8 @@
 Each user x prompt in the file becomes one `select` call over that user's attributes, stored as
 Memory objects with their embeddings precomputed (as the store holds them), so the numbers come
 from the same code path /respond runs. Reference rows come from data/relevance/llm_labels where
-those models answered the same items. Trained rows are repeated over seeds (val is one prompt:
+those models answered the same items, and from the file's vote counts: what one human annotator scores
+(selector.annotators). Trained rows are repeated over seeds (val is one prompt:
 F1 moves by about +-0.08 between seeds, FINDINGS).
 """
 
@@ -27,6 +28,7 @@ import numpy as np
 from memory.embeddings import Embedder, stored_memories
 from memory.model import Memory
 from selector import Selection, Selector
+from selector.annotators import ONE_ANNOTATOR, Judged, against_other_annotators, judged, one_annotator_vs_majority
 from selector.calibration import rule_from_dict
 from selector.data import DEFAULT_DATA_DIR, MEMORY_FORMS
 from selector.metrics import BinaryMetrics, binary_metrics
@@ -54,6 +56,7 @@ class EvalGroup:
     prompt: str
     memories: list[Memory]
     labels: np.ndarray
+    votes: list[Judged] | None = None  # each item's annotator votes, when the file gives them (selector.annotators)
 
 
 def load_groups(path: Path, embedder: Embedder, memory_form: str = "as-written") -> list[EvalGroup]:
@@ -70,7 +73,9 @@ def load_groups(path: Path, embedder: Embedder, memory_form: str = "as-written")
         texts = [MEMORY_FORMS[memory_form](str(r["attribute"])) for r in rows]
         memories = stored_memories(f"sample-{sample}", texts, embedder)
         labels = np.array([int(r["label"]) for r in rows])  # type: ignore[call-overload]
-        groups.append(EvalGroup(sample, str(rows[0]["prompt_text"]), memories, labels))
+        votes = [judged(r) for r in rows]
+        known = None if None in votes else [v for v in votes if v is not None]
+        groups.append(EvalGroup(sample, str(rows[0]["prompt_text"]), memories, labels, known))
     return groups
 
 
@@ -83,8 +88,14 @@ async def predict(selector: Selector, groups: list[EvalGroup]) -> np.ndarray:
 
 
 def evaluate(selector: Selector, groups: list[EvalGroup]) -> BinaryMetrics:
-    labels = np.concatenate([g.labels for g in groups])
-    return binary_metrics(labels, asyncio.run(predict(selector, groups)))
+    return binary_metrics(np.concatenate([g.labels for g in groups]), asyncio.run(predict(selector, groups)))
+
+
+def all_votes(groups: list[EvalGroup]) -> list[Judged] | None:
+    """Every item's votes in the groups' order, or None when the file does not give them for every item."""
+    if any(g.votes is None for g in groups):
+        return None
+    return [v for g in groups for v in g.votes or []]
 
 
 def reference_rows(groups: list[EvalGroup], labels_dir: Path) -> dict[str, BinaryMetrics | None]:
@@ -177,8 +188,9 @@ def chosen_variants(fragments: str) -> list[Variant]:
 
 def seed_rows(
     args: argparse.Namespace, embedder: Embedder, groups: list[EvalGroup], seeds: list[int]
-) -> dict[str, list[BinaryMetrics]]:
-    """Retrain each variant per seed (cheap: a head over cached embeddings) and evaluate it."""
+) -> dict[str, list[np.ndarray]]:
+    """Retrain each variant per seed (cheap: a head over cached embeddings); its choices on the groups' items,
+    one array per seed."""
     from selector.classifier import ClassifierSelector
     from selector.data import held_out_prompts
     from selector.train import (
@@ -191,7 +203,7 @@ def seed_rows(
     )
 
     held_out = held_out_prompts(args.data_file)
-    out: dict[str, list[BinaryMetrics]] = {}
+    out: dict[str, list[np.ndarray]] = {}
     for variant in chosen_variants(args.variants):
         embed = near_miss_embed(variant.config.prefeval_near_misses, args.models / "embedder")
         examples = all_examples(args.data_dir, held_out, variant.config, [args.data_file], embed)
@@ -202,7 +214,7 @@ def seed_rows(
                 trained = train_classifier(args.data_dir, held_out, emb, config, Path(tmp), embed)
                 (Path(tmp) / "config.json").write_text(json.dumps(runtime_config(trained.rule, config)))
                 selector = ClassifierSelector.load(Path(tmp), embedder)
-                out.setdefault(variant.name, []).append(evaluate(selector, groups))
+                out.setdefault(variant.name, []).append(asyncio.run(predict(selector, groups)))
     return out
 
 
@@ -222,7 +234,8 @@ def item_subset(groups: list[EvalGroup], n: int, seed: int = 0) -> list[EvalGrou
     for gi, g in enumerate(groups):
         idx = [mi for mi in range(len(g.memories)) if (gi, mi) in keep]
         if idx:
-            out.append(EvalGroup(g.sample_index, g.prompt, [g.memories[i] for i in idx], g.labels[idx]))
+            votes = None if g.votes is None else [g.votes[i] for i in idx]
+            out.append(EvalGroup(g.sample_index, g.prompt, [g.memories[i] for i in idx], g.labels[idx], votes))
     return out
 
 
@@ -271,9 +284,12 @@ def llm_rows(args: argparse.Namespace, groups: list[EvalGroup]) -> dict[str, dic
     return out
 
 
+TABLE_COLUMNS = ("accuracy", "precision", "recall", "f1", "selection_rate")
+
+
 def mean_sd(runs: list[BinaryMetrics]) -> dict[str, float]:
     out: dict[str, float] = {}
-    for key in ("accuracy", "precision", "recall", "f1", "selection_rate"):
+    for key in TABLE_COLUMNS:
         values = [getattr(r, key) for r in runs]
         out[key] = statistics.fmean(values)
         out[f"{key}_sd"] = statistics.stdev(values) if len(values) > 1 else 0.0
@@ -289,16 +305,24 @@ def render(rows: dict[str, dict[str, float] | None], human_rate: float, data: Pa
         "|---|---|---|---|---|---|",
     ]
     for name, m in rows.items():
-        if m is None:
-            lines.append(f"| {name} | no labels on these items | | | | |")
-            continue
-        cells = [
-            f"{m[k]:.3f}" + (f" ± {m[k + '_sd']:.3f}" if k + "_sd" in m else "")
-            for k in ("accuracy", "precision", "recall", "f1", "selection_rate")
-        ]
-        suffix = f" ({int(m['seeds'])} seeds)" if "seeds" in m else ""
-        lines.append(f"| {name}{suffix} | " + " | ".join(cells) + " |")
+        lines.append(f"| {name} | no labels on these items | | | | |" if m is None else _row(name, m, TABLE_COLUMNS))
     return "\n".join(lines)
+
+
+def render_against_others(rows: dict[str, dict[str, float]]) -> str:
+    lines = [
+        "Against the other annotators (one annotator left out, in expectation over which; a tie counts half):",
+        "",
+        "| who | precision | recall | F1 | selection rate |",
+        "|---|---|---|---|---|",
+    ]
+    return "\n".join(lines + [_row(name, m, TABLE_COLUMNS[1:]) for name, m in rows.items()])
+
+
+def _row(name: str, m: dict[str, float], columns: Sequence[str]) -> str:
+    cells = [f"{m[k]:.3f}" + (f" ± {m[k + '_sd']:.3f}" if k + "_sd" in m else "") for k in columns]
+    suffix = f" ({int(m['seeds'])} seeds)" if "seeds" in m else ""
+    return f"| {name}{suffix} | " + " | ".join(cells) + " |"
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -340,10 +364,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     committed: dict[str, Selector] = baseline_selectors(args.models, embedder)
     committed["classifier (committed model)"] = build("classifier", args.models, embedder)
-    rows: dict[str, dict[str, float] | None] = {name: evaluate(s, groups).as_dict() for name, s in committed.items()}
-    if args.seeds:
-        for name, runs in seed_rows(args, embedder, groups, [int(s) for s in args.seeds.split(",")]).items():
-            rows[name] = mean_sd(runs)
+    predicted = {name: asyncio.run(predict(s, groups)) for name, s in committed.items()}
+    rows: dict[str, dict[str, float] | None] = {
+        name: binary_metrics(labels, chosen).as_dict() for name, chosen in predicted.items()
+    }
+    seeded = seed_rows(args, embedder, groups, [int(s) for s in args.seeds.split(",")]) if args.seeds else {}
+    for name, runs in seeded.items():
+        rows[name] = mean_sd([binary_metrics(labels, chosen) for chosen in runs])
     measured = llm_rows(args, groups) if args.llm_rows else {}
     rows.update(measured)
     if measured:  # minutes of generation: never lose them to a later error
@@ -356,7 +383,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         write_card(args.adapter)
     for name, metrics in reference_rows(groups, args.data_dir / "llm_labels").items():
         rows[f"reference: {name}"] = metrics.as_dict() if metrics else None
+    votes = all_votes(groups)
+    # How people agree on the same items: one annotator against the majority, and every committed backend and
+    # one annotator against the other annotators' label (selector.annotators).
+    others: dict[str, dict[str, float]] = {}
+    if votes is not None:
+        rows[f"reference: {ONE_ANNOTATOR} (own vote in the majority)"] = one_annotator_vs_majority(votes).as_dict()
+        others = {ONE_ANNOTATOR: against_other_annotators(votes).as_dict()}
+        others |= {name: against_other_annotators(votes, chosen).as_dict() for name, chosen in predicted.items()}
+        others |= {name: mean_sd([against_other_annotators(votes, c) for c in runs]) for name, runs in seeded.items()}
     table = render(rows, float(labels.mean()), args.data_file, args.memory_form)
+    if others:
+        table += "\n\n" + render_against_others(others)
     if measured and args.llm_items:
         rate = next(iter(measured.values()))["human_rate"]
         table += f"\n\nllm rows: a fixed sample of {args.llm_items} items (seed 0), human rate {rate:.3f} on them."
@@ -366,6 +404,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "human_selection_rate": float(labels.mean()),
         "n": len(labels),
         "rows": rows,
+        "against_other_annotators": others,
     }
     if args.out_json:
         args.out_json.write_text(json.dumps(doc, indent=2) + "\n")

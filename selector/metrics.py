@@ -22,15 +22,18 @@ class BinaryMetrics:
 
 def binary_metrics(labels: np.ndarray, predicted: np.ndarray) -> BinaryMetrics:
     y, p = labels.astype(bool), predicted.astype(bool)
-    tp = int((y & p).sum())
-    precision = tp / p.sum() if p.sum() else 0.0
-    recall = tp / y.sum() if y.sum() else 0.0
-    f1 = 2 * tp / (y.sum() + p.sum()) if (y.sum() + p.sum()) else 0.0
+    return counted_metrics(tp=(y & p).sum(), fp=(~y & p).sum(), fn=(y & ~p).sum(), tn=(~y & ~p).sum())
+
+
+def counted_metrics(*, tp: float, fp: float, fn: float, tn: float) -> BinaryMetrics:
+    """From a confusion matrix, whose counts may be expected values (selector.annotators)."""
+    tp, fp, fn, tn = float(tp), float(fp), float(fn), float(tn)
+    n = tp + fp + fn + tn
     return BinaryMetrics(
-        accuracy=float((y == p).mean()) if len(y) else 0.0,
-        precision=float(precision),
-        recall=float(recall),
-        f1=float(f1),
-        selection_rate=float(p.mean()) if len(p) else 0.0,
-        n=len(y),
+        accuracy=(tp + tn) / n if n else 0.0,
+        precision=tp / (tp + fp) if tp + fp else 0.0,
+        recall=tp / (tp + fn) if tp + fn else 0.0,
+        f1=2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0,
+        selection_rate=(tp + fp) / n if n else 0.0,
+        n=round(n),
     )

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from memory.model import Memory
+from selector.annotators import Judged
 from selector.evaluate import EvalGroup, item_subset
 from selector.grpo import (
     CONFIG_DIR,
@@ -123,7 +124,13 @@ def test_unknown_config_keys_are_refused(tmp_path: Path) -> None:
 
 def test_eval_subset_is_fixed_and_keeps_labels_with_their_items() -> None:
     groups = [
-        EvalGroup(s, "p", [Memory.new(f"u{s}", f"m{s}-{i}") for i in range(10)], np.array([i % 2 for i in range(10)]))
+        EvalGroup(
+            s,
+            "p",
+            [Memory.new(f"u{s}", f"m{s}-{i}") for i in range(10)],
+            np.array([i % 2 for i in range(10)]),
+            [Judged(i % 2, 3, i) for i in range(10)],  # each item's vote count tells it apart
+        )
         for s in range(3)
     ]
     subset = item_subset(groups, 12)
@@ -133,4 +140,5 @@ def test_eval_subset_is_fixed_and_keeps_labels_with_their_items() -> None:
     assert [[m.id for m in g.memories] for g in subset] == [[m.id for m in g.memories] for g in again]
     for g in subset:
         assert [int(m.text.split("-")[1]) % 2 for m in g.memories] == g.labels.tolist()
+        assert [int(m.text.split("-")[1]) for m in g.memories] == [v.said_relevant for v in g.votes or []]
     assert item_subset(groups, 0) is groups

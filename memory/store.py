@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 from pydantic import BaseModel
@@ -43,7 +43,12 @@ class MemoryStore(Protocol):
 
     async def get(self, user_id: str, memory_id: str) -> Memory | None: ...
 
-    async def get_many(self, user_id: str, memory_ids: list[str]) -> list[Memory]: ...
+    async def get_many(
+        self, user_id: str, memory_ids: list[str], *, with_vectors: bool | Sequence[str] = True
+    ) -> list[Memory]:
+        """The user's memories among `memory_ids`; `with_vectors` a list of vector names (TEXT_VECTOR,
+        STATEMENT_VECTOR) reads those only, leaving the other None (the selector reads only the statement's)."""
+        ...
 
     async def page(
         self,
@@ -109,6 +114,11 @@ def to_vectors(memory: Memory) -> dict[str, list[float]]:
     if memory.statement_embedding is not None:
         vectors[STATEMENT_VECTOR] = memory.statement_embedding
     return vectors
+
+
+def vector_selection(with_vectors: bool | Sequence[str]) -> bool | list[str]:
+    """`with_vectors` as both Qdrant APIs take it: all vectors, none, or these names."""
+    return with_vectors if isinstance(with_vectors, bool) else list(with_vectors)
 
 
 def from_payload(point_id: object, payload: dict[str, Any], vector: object = None) -> Memory:

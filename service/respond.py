@@ -15,7 +15,7 @@ from memory import metrics
 from memory.llm import ChatMessage
 from memory.model import Memory, MemoryStatus
 from memory.prompts.respond import system_prompt
-from memory.store import MemoryFilter, StoreUnavailable, attach_statement_vectors
+from memory.store import STATEMENT_VECTOR, MemoryFilter, StoreUnavailable, attach_statement_vectors
 from selector import Selection, Selector
 from service.wiring import Components
 
@@ -130,7 +130,8 @@ class Responder:
         """
         if not memories:
             return
-        stored = {m.id: m for m in await self.c.store.get_many(tenant, [m.id for m in memories])}
+        ids = [m.id for m in memories]
+        stored = {m.id: m for m in await self.c.store.get_many(tenant, ids, with_vectors=[STATEMENT_VECTOR])}
         for memory in memories:
             current = stored.get(memory.id)
             if current is not None and current.text == memory.text:

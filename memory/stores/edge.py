@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -35,6 +35,7 @@ from memory.store import (
     statement_vectors_to_fill,
     to_payload,
     to_vectors,
+    vector_selection,
 )
 from memory.stores.filters import KEYWORD_FIELDS, TEXT_FIELD, filter_terms
 
@@ -113,9 +114,12 @@ class EdgeMemoryStore:
         found = await self.get_many(user_id, [memory_id])
         return found[0] if found else None
 
-    async def get_many(self, user_id: str, memory_ids: list[str]) -> list[Memory]:
+    async def get_many(
+        self, user_id: str, memory_ids: list[str], *, with_vectors: bool | Sequence[str] = True
+    ) -> list[Memory]:
         ids = [i for i in memory_ids if is_memory_id(i)]
-        records = await self._run(lambda s: s.retrieve(ids, with_payload=True, with_vector=True))  # type: ignore[arg-type]
+        vectors = vector_selection(with_vectors)
+        records = await self._run(lambda s: s.retrieve(ids, with_payload=True, with_vector=vectors))  # type: ignore[arg-type]
         memories = [from_payload(r.id, r.payload or {}, r.vector) for r in records]
         return [m for m in memories if m.user_id == user_id]
 

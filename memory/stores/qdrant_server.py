@@ -6,6 +6,7 @@ uses to co-locate each tenant's points (multitenancy guide). Every call filters 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from qdrant_client import AsyncQdrantClient
@@ -26,6 +27,7 @@ from memory.store import (
     statement_vectors_to_fill,
     to_payload,
     to_vectors,
+    vector_selection,
 )
 from memory.stores.filters import KEYWORD_FIELDS, TEXT_FIELD, filter_terms
 
@@ -85,12 +87,16 @@ class QdrantServerMemoryStore:
         found = await self.get_many(user_id, [memory_id])
         return found[0] if found else None
 
-    async def get_many(self, user_id: str, memory_ids: list[str]) -> list[Memory]:
+    async def get_many(
+        self, user_id: str, memory_ids: list[str], *, with_vectors: bool | Sequence[str] = True
+    ) -> list[Memory]:
         ids: list[Any] = [i for i in memory_ids if is_memory_id(i)]
         if not ids:
             return []
         records = await self._call(
-            self._client.retrieve(self._collection, ids=ids, with_payload=True, with_vectors=True)
+            self._client.retrieve(
+                self._collection, ids=ids, with_payload=True, with_vectors=vector_selection(with_vectors)
+            )
         )
         memories = [from_payload(r.id, r.payload or {}, r.vector) for r in records]
         return [m for m in memories if m.user_id == user_id]

@@ -17,7 +17,7 @@ from qdrant_client import AsyncQdrantClient
 from qdrant_client import models as qm
 
 from memory.model import Evidence, Memory, MemoryKind, MemoryStatus, memory_id
-from memory.store import MemoryFilter, MemoryStore, fill_all_statement_vectors, to_payload
+from memory.store import STATEMENT_VECTOR, MemoryFilter, MemoryStore, fill_all_statement_vectors, to_payload
 from memory.stores.edge import EdgeMemoryStore
 from memory.stores.qdrant_server import QdrantServerMemoryStore
 
@@ -119,6 +119,20 @@ async def test_both_vectors_come_back_and_search_uses_the_texts(store: MemorySto
     assert all(h.score < 0.5 for h in hit)
     exact = (await store.search("alice", vector_for("is vegetarian"), limit=1))[0]
     assert exact.memory.text == "is vegetarian" and exact.memory.statement_embedding is not None
+
+
+async def test_a_read_of_the_statement_vectors_leaves_the_texts_unread(store: MemoryStore) -> None:
+    both = make("alice", "is vegetarian", statement_embedding=vector_for("The user is vegetarian."))
+    text_only = make("alice", "keeps bees")
+    await store.upsert([both, text_only, make("bob", "plays chess")])
+    ids = [both.id, text_only.id]
+    got = {m.text: m for m in await store.get_many("alice", ids, with_vectors=[STATEMENT_VECTOR])}
+    assert got["is vegetarian"].statement_embedding == pytest.approx(vector_for("The user is vegetarian."), abs=1e-6)
+    assert got["is vegetarian"].embedding is None
+    assert got["keeps bees"].statement_embedding is None and got["keeps bees"].embedding is None
+    assert got["is vegetarian"].model_dump() == both.model_dump()
+    bare = await store.get_many("alice", ids, with_vectors=False)
+    assert {m.text for m in bare} == set(got) and all(m.embedding is None for m in bare)
 
 
 async def test_a_new_text_drops_the_old_statement_vector(store: MemoryStore) -> None:
@@ -230,6 +244,8 @@ async def test_an_edge_shard_from_before_statement_vectors_opens_and_takes_them(
     store = EdgeMemoryStore(path)
     got = await store.get("alice", old.id)
     assert got is not None and got.text == "keeps bees" and got.statement_embedding is None
+    (statement_only,) = await store.get_many("alice", [old.id], with_vectors=[STATEMENT_VECTOR])
+    assert statement_only.text == "keeps bees" and statement_only.statement_embedding is None
     new = make("alice", "is vegetarian", statement_embedding=vector_for("The user is vegetarian."))
     await store.upsert([new])
     await store.close()
@@ -249,4 +265,6 @@ async def test_a_server_collection_from_before_statement_vectors_takes_them() ->
     await store.upsert([memory])
     stored = await store.get("alice", memory.id)
     assert stored is not None and stored.statement_embedding is not None
+    (statement_only,) = await store.get_many("alice", [memory.id], with_vectors=[STATEMENT_VECTOR])
+    assert statement_only.statement_embedding == stored.statement_embedding and statement_only.embedding is None
     await store.close()

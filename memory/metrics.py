@@ -70,6 +70,12 @@ VERIFIER_ATTRIBUTES = Counter(
 VERIFIER_SCORE = Histogram(
     "heedful_verifier_score", "Verifier scores of the attributes it judged.", buckets=SCORE_BUCKETS
 )
+VERIFIER_CONTRADICTED = Counter(
+    "heedful_verifier_contradicted",
+    "Attributes flagged because the user's own words state the opposite preference (verifier.polarity), by "
+    "whether the model's score alone would have let them through.",
+    ["model"],
+)
 
 # --- Selector (selection rate = selected / considered; humans choose ~20%) ---
 SELECTOR_CONSIDERED = Counter(
@@ -113,6 +119,8 @@ for _outcome in ("accepted", "refined", "dropped"):
     VERIFIER_ATTRIBUTES.labels(outcome=_outcome)
 for _kind in ("prompt", "completion"):
     GENERATOR_TOKENS.labels(kind=_kind)
+for _model in ("passed", "flagged"):
+    VERIFIER_CONTRADICTED.labels(model=_model)
 
 
 @contextmanager

@@ -1,6 +1,9 @@
 """Verify-and-refine (paper §5, stage 1 intervention): every candidate is scored against its evidence;
 a flagged one goes back to the extractor once with the verifier's verdict; the revision is verified
 again; still flagged means dropped. Satisfies `memory.gate.AttributeGate`.
+
+Flagged means: the model scores it under its threshold, or the user's own turns state the opposite
+preference (`verifier.polarity`, a word-level check the model does not learn).
 """
 
 from __future__ import annotations
@@ -12,12 +15,14 @@ from memory import metrics
 from memory.conversations import Conversation
 from memory.extraction import Candidate, Extractor
 from memory.gate import GateOutcome
+from verifier.polarity import contradicted
 from verifier.runtime import Verifier
 from verifier.snippet import format_snippet
 
 log = logging.getLogger("heedful.verifier")
 
 VERDICT = "not supported by the quoted turns: revise to what the user actually said, or drop it."
+CONTRADICTED = "the quoted turns say the opposite: revise to what the user actually said, or drop it."
 # the snippet includes the turn before each quoted user turn, so "other speaker" confusions are visible
 CONTEXT_TURNS_BEFORE = 1
 
@@ -36,11 +41,22 @@ class VerifyAndRefine:
         self.verifier = verifier
 
     async def score(self, candidates: list[Candidate], conversation: Conversation) -> list[float]:
+        return [score for score, _ in await self.judge(candidates, conversation)]
+
+    async def judge(self, candidates: list[Candidate], conversation: Conversation) -> list[tuple[float, str | None]]:
+        """Each candidate's verifier score and what is wrong with it (None: it may be stored)."""
         pairs = [(evidence_snippet(c, conversation), c.text) for c in candidates]
         scores = await asyncio.to_thread(self.verifier.score, pairs)
-        for s in scores:
-            metrics.VERIFIER_SCORE.observe(s)
-        return scores
+        out: list[tuple[float, str | None]] = []
+        for (snippet, text), score in zip(pairs, scores, strict=True):
+            metrics.VERIFIER_SCORE.observe(score)
+            passed = self.verifier.supported(score)
+            if contradicted(snippet, text):
+                metrics.VERIFIER_CONTRADICTED.labels(model="passed" if passed else "flagged").inc()
+                out.append((score, CONTRADICTED))
+            else:
+                out.append((score, None if passed else VERDICT))
+        return out
 
     async def review(
         self, candidates: list[Candidate], conversation: Conversation, extractor: Extractor
@@ -48,18 +64,21 @@ class VerifyAndRefine:
         outcome = GateOutcome()
         if not candidates:
             return outcome
-        flagged: list[Candidate] = []
-        for candidate, score in zip(candidates, await self.score(candidates, conversation), strict=True):
+        flagged: list[tuple[Candidate, str]] = []
+        for candidate, (score, verdict) in zip(candidates, await self.judge(candidates, conversation), strict=True):
             candidate.verifier_score = score
-            (outcome.accepted if self.verifier.supported(score) else flagged).append(candidate)
-        for candidate in flagged:
-            revised = await extractor.revise(candidate, conversation, VERDICT)
+            if verdict is None:
+                outcome.accepted.append(candidate)
+            else:
+                flagged.append((candidate, verdict))
+        for candidate, verdict in flagged:
+            revised = await extractor.revise(candidate, conversation, verdict)
             if revised is None:
                 outcome.dropped += 1
                 continue
-            [score] = await self.score([revised], conversation)
+            [(score, still_wrong)] = await self.judge([revised], conversation)
             revised.verifier_score = score
-            if self.verifier.supported(score):
+            if still_wrong is None:
                 outcome.accepted.append(revised)
                 outcome.refined += 1
             else:

@@ -18,6 +18,7 @@ from memory.phrasing import as_statement
 from service.wiring import Components
 from tests.worker.harness import worker_with
 from verifier.refine import VerifyAndRefine
+from verifier.snippet import format_snippet
 
 pytestmark = pytest.mark.integration
 
@@ -89,3 +90,59 @@ async def test_an_assistant_only_attribute_is_refined_or_dropped(
     for memory in (await components.store.page(TENANT, limit=50)).memories:
         (statement,) = await components.embed([as_statement(memory.text)])
         assert memory.statement_embedding == pytest.approx(statement, abs=1e-5), memory.text
+
+
+GRILLING = Conversation.model_validate(
+    {
+        "user_id": "noa",
+        "conversation_id": "c2",
+        "messages": [
+            {"role": "assistant", "content": "Any plans for the weekend?"},
+            {"role": "user", "content": "I love grilling, especially in the summer with my family."},
+        ],
+    }
+)
+# The model scores this one above its threshold (0.89; "dislikes grilling" alone it catches, 0.43).
+FLIPPED = {
+    "statement": "dislikes grilling in the summer",
+    "kind": "preference",
+    "evidence_turns": [1],
+    "confidence": 0.9,
+}
+
+
+class FlippingLLM(ProposingLLM):
+    """Proposes the user's preference the wrong way round."""
+
+    async def complete(self, messages: list[ChatMessage], **kwargs: Any) -> Completion:
+        if "A previous answer proposed" in messages[-1].content:
+            return await super().complete(messages, **kwargs)
+        return Completion(text=json.dumps({"attributes": [FLIPPED]}))
+
+
+@pytest.mark.parametrize(
+    ("revision", "expected"),
+    [
+        ([FLIPPED], set()),
+        ([{**FLIPPED, "statement": "loves grilling in the summer"}], {"loves grilling in the summer"}),
+    ],
+    ids=["insisting-is-dropped", "the-user's-way-is-stored"],
+)
+async def test_a_preference_stated_the_other_way_round_goes_back(
+    components: Components, revision: list[dict[str, Any]], expected: set[str]
+) -> None:
+    """The model alone lets the flip through against "I love grilling, especially in the summer" (docs/verifier.md);
+    the gate reads the words too."""
+    assert isinstance(components.gate, VerifyAndRefine)
+    snippet = format_snippet([(m.role, m.content) for m in GRILLING.messages])
+    [model_only] = components.gate.verifier.score([(snippet, FLIPPED["statement"])])
+    assert components.gate.verifier.supported(model_only), "the model now catches the flip: see docs/verifier.md"
+    await components.conversations.append(TENANT, GRILLING)
+    [(_, raw)] = await components.redis.xrange(components.settings.stream_key)
+    llm = FlippingLLM(revision)
+
+    outcome = await worker_with(components, llm).process({k.decode(): v.decode() for k, v in raw.items()})
+
+    assert outcome == "stored"
+    assert len(llm.revision_requests) == 1 and "say the opposite" in llm.revision_requests[0]
+    assert set(await stored(components)) == expected

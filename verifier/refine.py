@@ -40,9 +40,6 @@ class VerifyAndRefine:
     def __init__(self, verifier: Verifier) -> None:
         self.verifier = verifier
 
-    async def score(self, candidates: list[Candidate], conversation: Conversation) -> list[float]:
-        return [score for score, _ in await self.judge(candidates, conversation)]
-
     async def judge(self, candidates: list[Candidate], conversation: Conversation) -> list[tuple[float, str | None]]:
         """Each candidate's verifier score and what is wrong with it (None: it may be stored)."""
         pairs = [(evidence_snippet(c, conversation), c.text) for c in candidates]

@@ -74,7 +74,8 @@ class MemoryStore(Protocol):
 
     async def fill_statement_vectors(self, user_id: str, memories: list[Memory]) -> int:
         """Writes each memory's statement vector onto the stored memory, leaving its text's vector and payload
-        as they are, where the stored text is still the memory's (not edited meanwhile); returns how many.
+        as they are, where the stored text is still the memory's (not edited meanwhile); returns how many (on a
+        server, how many it found unedited: one edited between that read and the write is skipped too).
         For memories stored before statement vectors existed, once the selector needed them."""
         ...
 

@@ -155,13 +155,31 @@ class QdrantServerMemoryStore:
         records = await self._call(
             self._client.retrieve(self._collection, ids=ids, with_payload=True, with_vectors=False)
         )
-        vectors = statement_vectors_to_fill(user_id, memories, [from_payload(r.id, r.payload or {}) for r in records])
+        stored = [from_payload(r.id, r.payload or {}) for r in records]
+        vectors = statement_vectors_to_fill(user_id, memories, stored)
         if not vectors:
             return 0
-        # An edit between the read and this write would get the old text's statement vector until it is next
-        # rewritten (a server offers no read-compare-write; the edge store does all three under its lock).
+        # Written only where the point is still as read: an edit between the read and this write moves its
+        # `updated_at` (memory.store.apply_changes), and the write skips it rather than give the new text the old
+        # text's vector (the edge store reads, compares and writes under its lock instead). `updated_at` is not
+        # indexed, so the server compares the stored value itself. `update_filter` on update_vectors is in the API
+        # reference of Qdrant 1.17 (not 1.13's); the deploy runs 1.18.
+        unchanged = qm.Filter(
+            should=[
+                qm.Filter(
+                    must=[
+                        qm.HasIdCondition(has_id=[m.id]),
+                        qm.FieldCondition(key="updated_at", match=qm.MatchValue(value=to_payload(m)["updated_at"])),
+                    ]
+                )
+                for m in stored
+                if m.id in vectors
+            ]
+        )
         points = [qm.PointVectors(id=i, vector={STATEMENT_VECTOR: v}) for i, v in vectors.items()]
-        await self._call(self._client.update_vectors(self._collection, points=points, wait=True))
+        await self._call(
+            self._client.update_vectors(self._collection, points=points, update_filter=unchanged, wait=True)
+        )
         return len(vectors)
 
     async def without_statement(self, *, limit: int = 256, cursor: str | None = None) -> MemoryPage:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -267,4 +268,33 @@ async def test_a_server_collection_from_before_statement_vectors_takes_them() ->
     assert stored is not None and stored.statement_embedding is not None
     (statement_only,) = await store.get_many("alice", [memory.id], with_vectors=[STATEMENT_VECTOR])
     assert statement_only.statement_embedding == stored.statement_embedding and statement_only.embedding is None
+    await store.close()
+
+
+async def test_a_server_fill_skips_a_memory_edited_after_it_was_read() -> None:
+    """The server adapter reads, then writes (no lock spans both): an edit in between must not get the old text's
+    statement vector. The edit is made right after the adapter's read, through the adapter itself."""
+    client = AsyncQdrantClient(location=":memory:")
+    store = QdrantServerMemoryStore(client, "race")
+    await store.ensure_collection()
+    memory = make("alice", "likes jazz")
+    await store.upsert([memory])
+    read = client.retrieve
+
+    async def read_then_edit(*args: Any, **kwargs: Any) -> Any:
+        records = await read(*args, **kwargs)
+        client.retrieve = read  # type: ignore[method-assign]  # the edit's own reads go through untouched
+        await store.update("alice", memory.id, text="likes bebop", embedding=vector_for("likes bebop"))
+        return records
+
+    client.retrieve = read_then_edit  # type: ignore[method-assign]
+    stale = memory.model_copy(update={"statement_embedding": vector_for("The user likes jazz.")})
+    await store.fill_statement_vectors("alice", [stale])
+
+    stored = await store.get("alice", memory.id)
+    assert stored is not None and stored.text == "likes bebop" and stored.statement_embedding is None
+    fresh = stored.model_copy(update={"statement_embedding": vector_for("The user likes bebop.")})
+    assert await store.fill_statement_vectors("alice", [fresh]) == 1
+    filled = await store.get("alice", memory.id)
+    assert filled is not None and filled.statement_embedding == pytest.approx(fresh.statement_embedding, abs=1e-6)
     await store.close()

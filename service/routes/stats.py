@@ -25,6 +25,7 @@ from memory.metrics import (
     SELECTOR_CONSIDERED,
     SELECTOR_SELECTED,
     VERIFIER_ATTRIBUTES,
+    VERIFIER_CONTRADICTED,
     read_stream_state,
 )
 from service.deps import AppDep, ComponentsDep
@@ -69,6 +70,10 @@ class VerifierStats(BaseModel):
     refined: int
     dropped: int
     accept_rate: float | None = Field(description="accepted / judged; null before the first judgement")
+    contradicted: int = Field(
+        description="sent back because the user's own turns state the opposite preference (verifier.polarity)"
+    )
+    contradicted_model_passed: int = Field(description="of those, how many the model's score alone would have kept")
 
 
 class SelectorStats(BaseModel):
@@ -103,6 +108,7 @@ class OpsStats(BaseModel):
 async def ops_stats(app: AppDep, components: ComponentsDep) -> OpsStats:
     stream, dead = await read_stream(components.redis, components.settings, app.app_id)
     verdicts = totals(VERIFIER_ATTRIBUTES, "outcome")
+    flips = totals(VERIFIER_CONTRADICTED, "model")
     considered, selected = total(SELECTOR_CONSIDERED), total(SELECTOR_SELECTED)  # all backends
     return OpsStats(
         generated_at=datetime.now(UTC),
@@ -118,6 +124,8 @@ async def ops_stats(app: AppDep, components: ComponentsDep) -> OpsStats:
             refined=int(verdicts.get("refined", 0)),
             dropped=int(verdicts.get("dropped", 0)),
             accept_rate=ratio(verdicts.get("accepted", 0), sum(verdicts.values())),
+            contradicted=int(sum(flips.values())),
+            contradicted_model_passed=int(flips.get("passed", 0)),
         ),
         selector=SelectorStats(
             considered=int(considered), selected=int(selected), selection_rate=ratio(selected, considered)

@@ -68,6 +68,7 @@ function render(stats) {
   const v = stats.verifier;
   show("accept-rate", percent(v.accept_rate));
   show("verdicts", `${count(v.accepted)} accepted · ${count(v.refined)} refined · ${count(v.dropped)} dropped`);
+  show("contradicted", `${count(v.contradicted)} flipped preferences sent back (${count(v.contradicted_model_passed)} the model passed)`);
 
   const s = stats.selector;
   show("selection-rate", percent(s.selection_rate));

@@ -7,8 +7,9 @@ import re
 import httpx
 import pytest
 from playwright.async_api import Page, expect
+from prometheus_client import REGISTRY
 
-from memory.metrics import SELECTOR_CONSIDERED, SELECTOR_SELECTED, VERIFIER_ATTRIBUTES
+from memory.metrics import SELECTOR_CONSIDERED, SELECTOR_SELECTED, VERIFIER_ATTRIBUTES, VERIFIER_CONTRADICTED
 from service.wiring import Components
 from tests.api.test_ingest import conversation
 from tests.browser.conftest import artifact
@@ -55,6 +56,8 @@ async def test_dashboard_shows_traffic_after_a_key(live_url: str, page: Page, ap
     # No worker runs in this process yet: count verdicts and selections the way the worker and /respond do.
     VERIFIER_ATTRIBUTES.labels(outcome="accepted").inc(3)
     VERIFIER_ATTRIBUTES.labels(outcome="dropped").inc(1)
+    VERIFIER_CONTRADICTED.labels(model="passed").inc(2)
+    VERIFIER_CONTRADICTED.labels(model="flagged").inc(1)
     SELECTOR_CONSIDERED.labels(backend="classifier").inc(10)
     SELECTOR_SELECTED.labels(backend="classifier").inc(2)
 
@@ -66,6 +69,12 @@ async def test_dashboard_shows_traffic_after_a_key(live_url: str, page: Page, ap
     await expect(page.locator("#dead-letter-count")).to_have_text("1")
     await expect(page.locator("#ingest-rate")).to_have_text(re.compile(r"^(?!0\.00$)\d+\.\d+$"))
     await expect(page.locator("#accept-rate")).to_have_text(re.compile(r"^\d+\.\d%$"))
+    passed, flagged = (
+        int(REGISTRY.get_sample_value("heedful_verifier_contradicted_total", {"model": m}) or 0)
+        for m in ("passed", "flagged")
+    )
+    flips = f"{passed + flagged} flipped preferences sent back ({passed} the model passed)"
+    await expect(page.locator("#contradicted")).to_have_text(flips)
     await expect(page.locator("#selection-rate")).to_have_text(re.compile(r"^\d+\.\d%$"))
     await expect(page.locator("#selection-note")).to_contain_text("humans choose ~20%")
 

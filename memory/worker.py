@@ -94,19 +94,21 @@ class ExtractionWorker:
         if not entries:
             return 0
         waiting = [entry_id for entry_id, _ in entries]
-        keeper = asyncio.create_task(self._keep_claimed(waiting), name="keep-claimed")
+        done = asyncio.Event()
+        keeper = asyncio.create_task(self._keep_claimed(waiting, done), name="keep-claimed")
         try:
             with metrics.track_latency(metrics.WORKER_BATCH_LATENCY):
                 for entry_id, fields in entries:
                     await self._handle(entry_id, fields)
                     waiting.remove(entry_id)
         finally:
+            done.set()
             keeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await keeper
         return len(entries)
 
-    async def _keep_claimed(self, waiting: list[str]) -> None:
+    async def _keep_claimed(self, waiting: list[str], done: asyncio.Event) -> None:
         """Heartbeat for a batch: resets the idle time of its entries still waiting or in work.
 
         With a slow model a batch can take far longer than `claim_idle_ms` (8 entries x a minute on the
@@ -114,9 +116,14 @@ class ExtractionWorker:
         second time and count a delivery each time, until a healthy entry reached the dead-letter stream.
         XCLAIM ... JUSTID resets the idle time without counting a delivery. Only entries this consumer still
         owns are touched, so an entry already reclaimed elsewhere is not taken back. A dead worker stops
-        beating, and its entries become reclaimable as before."""
+        beating, and its entries become reclaimable as before.
+
+        It stops when `done` is set, not only when cancelled: redis-py can swallow a cancellation that lands
+        inside a command (redis/redis-py#2028) or turn it into a ConnectionError, which the loop below catches;
+        the batch then waited for the keeper forever (seen once in the suite: a worker stuck for 9 minutes with
+        nothing pending but its poison entries)."""
         interval = self.config.claim_idle_ms / 3000
-        while True:
+        while not done.is_set():
             await asyncio.sleep(interval)
             if not waiting:
                 continue

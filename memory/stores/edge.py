@@ -249,9 +249,7 @@ def _config(dim: int) -> qe.EdgeConfig:
     """
     segment_kb = SEGMENT_POINTS * dim * FLOAT32_BYTES // BYTES_PER_KB
     return qe.EdgeConfig(
-        vectors={
-            name: qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine) for name in (TEXT_VECTOR, STATEMENT_VECTOR)
-        },
+        vectors={name: qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine) for name in VECTOR_NAMES},
         # m=0 is Qdrant's documented way to skip the collection-wide graph (multitenancy guide);
         # payload_m=0 skips the per-value graphs too
         hnsw_config=qe.HnswIndexConfig(m=0, ef_construct=100, full_scan_threshold=FULL_SCAN_THRESHOLD_KB, payload_m=0),

@@ -164,16 +164,16 @@ class QdrantServerMemoryStore:
         # text's vector (the edge store reads, compares and writes under its lock instead). `updated_at` is not
         # indexed, so the server compares the stored value itself. `update_filter` on update_vectors is in the API
         # reference of Qdrant 1.17 (not 1.13's); the deploy runs 1.18.
+        read_at = {str(r.id): (r.payload or {})["updated_at"] for r in records}
         unchanged = qm.Filter(
             should=[
                 qm.Filter(
                     must=[
-                        qm.HasIdCondition(has_id=[m.id]),
-                        qm.FieldCondition(key="updated_at", match=qm.MatchValue(value=to_payload(m)["updated_at"])),
+                        qm.HasIdCondition(has_id=[i]),
+                        qm.FieldCondition(key="updated_at", match=qm.MatchValue(value=read_at[i])),
                     ]
                 )
-                for m in stored
-                if m.id in vectors
+                for i in vectors
             ]
         )
         points = [qm.PointVectors(id=i, vector={STATEMENT_VECTOR: v}) for i, v in vectors.items()]
